@@ -1,0 +1,1 @@
+"""DigitLab's Qt application: main window, worker thread, menus, settings, entry points."""
