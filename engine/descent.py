@@ -60,8 +60,9 @@ def gradient_descent(
     """Step ``w -= lr * grad(w)`` until the loss, rounded to ``decimals``, stops falling.
 
     The book prints the loss to 8 decimals and stops the first time the printed
-    value does not fall; with ``decimals=None`` it runs ``max_iter`` steps.
-    Non-finite or exploding losses stop with status "diverged".
+    value does not fall ("converged" when it stayed, "diverged" when it rose: the
+    step overshot the valley); with ``decimals=None`` it runs ``max_iter`` steps,
+    stopping only on non-finite or exploding losses ("diverged").
     """
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"learning rate must be a positive number, got {lr!r}")
@@ -76,7 +77,9 @@ def gradient_descent(
         losses.append(e)
         if not np.isfinite(e) or e > 1e12 * max(1.0, losses[0]):
             return DescentResult(np.array(weights), np.array(losses), "diverged", i)
-        if decimals is not None and round(e, decimals) >= round(prev, decimals):
+        if decimals is not None and round(e, decimals) > round(prev, decimals):
+            return DescentResult(np.array(weights), np.array(losses), "diverged", i)  # the step overshot
+        if decimals is not None and round(e, decimals) == round(prev, decimals):
             return DescentResult(np.array(weights), np.array(losses), "converged", i)
         prev = e
     return DescentResult(np.array(weights), np.array(losses), "max-iterations", None)

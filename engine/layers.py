@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.functions import LOG_EPS, one_hot, sigmoid, softmax
+from engine.functions import one_hot, sigmoid, softmax
 
 
 class Layer:
@@ -119,11 +119,15 @@ class SoftmaxWithLoss:
     name = "cross-entropy"
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        y = softmax(x)
-        n = y.shape[0]
+        n = x.shape[0]
         idx = t.argmax(axis=1) if t.ndim == 2 else t
-        self._y, self._idx = y, idx
-        return float(-np.sum(np.log(y[np.arange(n), idx] + LOG_EPS)) / n)
+        # log-softmax with the max subtracted: exact and finite even where a probability underflows to 0,
+        # so the loss needs no 1e-7 inside the log and backprop's (y - t)/N is its exact gradient
+        shifted = x - np.max(x, axis=1, keepdims=True)
+        e = np.exp(shifted)
+        sums = np.sum(e, axis=1, keepdims=True)
+        self._y, self._idx = e / sums, idx
+        return float(np.sum(np.log(sums[:, 0]) - shifted[np.arange(n), idx]) / n)
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         y, idx = self._y, self._idx

@@ -142,9 +142,10 @@ class Network:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities: (10,) for one image, (N, 10) for a batch. Keeps no state (thread-safe)."""
-        single = np.asarray(x).size == int(np.prod(self.input_shape))
+        x = np.asarray(x)
+        batched = x.ndim == len(self.input_shape) + 1 and x.shape[1:] == self.input_shape
         probs = softmax(self.scores(x))
-        return probs[0] if single and np.asarray(x).ndim <= len(self.input_shape) else probs
+        return probs[0] if x.size == int(np.prod(self.input_shape)) and not batched else probs
 
     def loss(self, x: np.ndarray, t: np.ndarray, train: bool = True) -> float:
         return self.loss_layer.forward(self.scores(x, train), np.asarray(t))

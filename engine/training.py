@@ -19,6 +19,9 @@ from engine.network import Network
 from engine.optimizers import Optimizer
 
 
+EXPLODE_FACTOR = 1000  # a loss this many times its first value means the run has blown up, even if still finite
+
+
 class TrainControl:
     """Pause / resume / step / stop / change settings of a running loop, from any thread."""
 
@@ -205,8 +208,9 @@ def train(
     """Mini-batch training; same seed and data give the same loss curve, bit for bit.
 
     Each epoch visits a fresh permutation of the training set drawn from
-    ``np.random.default_rng(seed)``. A non-finite loss stops the run with status
-    "diverged" and puts back the weights from the start of that epoch.
+    ``np.random.default_rng(seed)``. A loss that is NaN/inf, or has grown past
+    ``EXPLODE_FACTOR`` times its first value, stops the run with status "diverged"
+    and puts back the weights from the start of that epoch.
     """
     settings = settings or TrainSettings()
     control = control or TrainControl()
@@ -230,6 +234,7 @@ def train(
     active = 0.0  # seconds of running time, pauses excluded
     t_mark = time.perf_counter()
     eval_rng = np.random.default_rng(settings.seed + 1)
+    explode_at = math.inf
 
     def report(paused: bool = False) -> None:
         nonlocal reported, reported_epochs, active, t_mark
@@ -274,13 +279,16 @@ def train(
                 optimizer.set(**pending)
             idx = order[b * batch : (b + 1) * batch]
             loss = network.gradient(x_train[idx], t_train[idx])
-            if not math.isfinite(loss):
+            if it == 0:
+                explode_at = EXPLODE_FACTOR * max(loss, 1.0) if math.isfinite(loss) else math.inf
+            if not math.isfinite(loss) or loss > explode_at:
                 network.set_params(snapshot)
                 lr = getattr(optimizer, "lr", None)
                 hint = f" (learning rate {lr:g})" if lr is not None else ""
                 return finish(
                     "diverged",
-                    f"training diverged at iteration {it + 1}: the loss became {loss}. The learning rate"
+                    f"training diverged at iteration {it + 1}: the loss became {loss:.4g}"
+                    f"{'' if not math.isfinite(loss) else f' ({EXPLODE_FACTOR}× its starting value)'}. The learning rate"
                     f"{hint} is probably too large; try a smaller one. The weights from the start of "
                     f"epoch {epoch + 1} were put back.",
                 )
