@@ -183,7 +183,7 @@ class TrainSettings:
     epochs: int = 10
     seed: int = 0
     report_every: int = 10  # iterations between callbacks (the GUI further rate-limits)
-    eval_train_limit: int | None = 10_000  # train metrics on at most this many samples (None: all)
+    eval_train_limit: int | None = 10_000  # train metrics on at most this many samples (None: all, 0: none)
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:
@@ -298,9 +298,11 @@ def train(
             if it - reported >= settings.report_every:
                 report()
         control._epoch_ended()
-        sel = eval_indices(n)
-        xs, ts = (x_train, t_train) if sel is None else (x_train[sel], t_train[sel])
-        tr_loss, tr_acc = network.evaluate(xs, ts)
+        tr_loss = tr_acc = float("nan")
+        if settings.eval_train_limit != 0:
+            sel = eval_indices(n)
+            xs, ts = (x_train, t_train) if sel is None else (x_train[sel], t_train[sel])
+            tr_loss, tr_acc = network.evaluate(xs, ts)
         te_loss = te_acc = None
         if x_test is not None and len(x_test):
             te_loss, te_acc = network.evaluate(x_test, t_test)
