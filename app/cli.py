@@ -41,8 +41,8 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("network")
     g.add_argument("--architecture", choices=["mlp", "small-cnn"], default="mlp", help="default mlp")
-    g.add_argument("--hidden", default="100", metavar="SIZES",
-                   help="hidden layer sizes, e.g. 100 or 256,128 (MLP only; default 100)")
+    g.add_argument("--hidden", default="256,128", metavar="SIZES",
+                   help="hidden layer sizes, e.g. 100 or 256,128 (MLP only; default 256,128)")
     g.add_argument("--activation", choices=list(ACTIVATIONS), default="relu", help="default relu")
     g.add_argument("--loss", choices=list(LOSSES), default="cross-entropy", help="default cross-entropy")
     g.add_argument("--init", choices=["auto", *INITS], default="auto",
