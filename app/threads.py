@@ -11,7 +11,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ class BackgroundTask(QObject):
         self._worker.progress.connect(self.progress)
         self._worker.succeeded.connect(self.succeeded)
         self._worker.failed.connect(self.failed)
-        self._worker.done.connect(self._thread.quit)
+        # direct: quit() is thread-safe, and a queued call would wait for the GUI thread, which may be in wait()
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_thread_finished)
         self._started = False
         self._running = False

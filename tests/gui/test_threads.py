@@ -80,3 +80,28 @@ def test_training_task_trains_off_the_gui_thread_and_stops(qtbot):
     assert task.wait(5000)
     total = sum(len(p.losses) for p in seen)
     assert total == blocker.args[0].iterations  # every iteration's loss reached the GUI exactly once
+
+
+def test_wait_from_the_gui_thread_returns_when_the_work_ends(qtbot):
+    """quit() must reach the thread without the (blocked) GUI event loop."""
+    import time
+
+    task = BackgroundTask(lambda ctx: time.sleep(0.05)).start()
+    start = time.monotonic()
+    assert task.wait(5000)
+    assert time.monotonic() - start < 2.0
+
+
+def test_many_signal_emits_do_not_crash_the_interpreter(qtbot):
+    """PySide6 6.12.0 lost a reference to True per emit and aborted Python 3.11 after ~600 emits."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        ping = Signal()
+
+    e = Emitter()
+    count = []
+    e.ping.connect(lambda: count.append(1))
+    for _ in range(3000):
+        e.ping.emit()
+    assert len(count) == 3000
