@@ -48,10 +48,11 @@ class Affine(Layer):
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         W, b = self.params["W"], self.params["b"]
+        in_shape = x.shape
         if x.ndim != 2:
             x = x.reshape(x.shape[0], -1)
         if train:
-            self._x_shape = x.shape
+            self._x_shape = in_shape  # dx goes back in this shape (e.g. a conv layer's (N, C, H, W))
             self._x = x
         out = x @ W
         out += b
@@ -64,7 +65,7 @@ class Affine(Layer):
         self._x = None
         if not self.need_dx:
             return None
-        return dout @ self.params["W"].T
+        return (dout @ self.params["W"].T).reshape(self._x_shape)
 
 
 class Sigmoid(Layer):

@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.conv import CONV_BUILDERS, PARAMETRIC_CONV
 from engine.functions import softmax, to_indices
 from engine.initializers import default_init, init_weight
 from engine.layers import ACTIVATIONS, LOSSES, Affine, Layer
@@ -32,6 +33,7 @@ def _build_plain(cls) -> Callable:
 # type name -> builder(spec, input_shape, weights-or-None, init, rng, dtype) -> Layer
 LAYER_BUILDERS: dict[str, Callable] = {"affine": _build_affine}
 LAYER_BUILDERS.update({name: _build_plain(cls) for name, cls in ACTIVATIONS.items()})
+LAYER_BUILDERS.update(CONV_BUILDERS)  # conv, pool, dropout
 PARAM_KEYS = ("W", "b")  # what a parametric layer holds, in file order
 
 
@@ -218,7 +220,7 @@ def build_network(
     return net
 
 
-PARAMETRIC = {"affine"}  # layer types that own a W/b pair
+PARAMETRIC = {"affine", *PARAMETRIC_CONV}  # layer types that own a W/b pair
 
 
 def mlp_spec(sizes: list[int] | tuple[int, ...], activation: str = "relu", loss: str = "cross-entropy") -> dict:

@@ -41,7 +41,7 @@ def test_affine_flattens_image_input_and_restores_its_shape():
     layer = Affine(rng.standard_normal((12, 2)), np.zeros(2))
     x = rng.standard_normal((3, 3, 2, 2))
     assert layer.forward(x, train=True).shape == (3, 2)
-    assert layer.backward(np.ones((3, 2))).shape == (3, 12)
+    assert layer.backward(np.ones((3, 2))).shape == (3, 3, 2, 2)
 
 
 @pytest.mark.parametrize("cls", [SoftmaxWithLoss, SoftmaxWithSquaredError])
