@@ -1,0 +1,321 @@
+"""The learning labs: each opens on its textbook example, reacts to its controls and never blocks the GUI."""
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal  # noqa: E402
+
+from app.labs import background_task, create_lab_tabs  # noqa: E402
+from app.session import Session  # noqa: E402
+from engine.dataset import Dataset  # noqa: E402
+from engine.descent import gradient_descent, least_squares_descent, squared_error, squared_error_grad  # noqa: E402
+from engine.landscape import SURFACES  # noqa: E402
+from engine.network import make_mlp  # noqa: E402
+from widgets.labs import DescentLab, GradientLab, LandscapeLab, LossLab  # noqa: E402
+from widgets.labs.descent_lab import DescentLabError  # noqa: E402
+from widgets.labs.loss_lab import LossLabError, parse_probabilities  # noqa: E402
+
+def click_view(qtbot, plot, x, y):
+    """Left-click a pyqtgraph PlotWidget at data coordinates (x, y)."""
+    vb = plot.getPlotItem().vb
+    pos = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
+# ----- gradient descent on a line -----
+def test_descent_lab_runs_the_book_example_to_1174(qtbot):
+    lab = DescentLab()
+    qtbot.addWidget(lab)
+    assert lab.loss_label.text() == "2.50000000"  # ½((1-2)² + (4-4)² + (4-6)² + (8-8)²) at w=(1, 1)
+    assert "1174" in lab.note_label.text()
+    qtbot.mouseClick(lab.run_button, Qt.MouseButton.LeftButton)
+    assert lab.is_running() and not lab.at_end()  # Run returned at once: a QTimer animates it
+    with qtbot.waitSignal(lab.finished, timeout=20_000) as blocker:
+        pass
+    assert blocker.args == ["converged"]
+    book = least_squares_descent()
+    assert lab.steps_shown() == len(book.losses) - 1
+    assert lab.loss_label.text() == "1.35000079"
+    assert lab.w_label.text() == "(1.04986813, 0.04997460)"
+    assert "iteration 1174" in lab.status_label.text()
+    loss, w = lab.current()
+    assert loss == book.loss
+    np.testing.assert_array_equal(w, book.w)
+
+
+def test_descent_step_moves_by_lr_times_slope_and_reset_goes_back(qtbot):
+    lab = DescentLab()
+    qtbot.addWidget(lab)
+    lab.example_box.setCurrentIndex(lab.example_box.findData("two-points"))
+    assert lab.loss_label.text() == "36.00000000"
+    X = np.array([[3.0, 1.0], [9.0, 1.0]])
+    t = np.array([7.0, 13.0])
+    w0 = np.array([3.0, -8.0])
+    qtbot.mouseClick(lab.step_button, Qt.MouseButton.LeftButton)
+    loss, w = lab.current()
+    np.testing.assert_allclose(w, w0 - lab.learning_rate() * squared_error_grad(X, t, w0))
+    assert loss == pytest.approx(squared_error(X, t, w)) and loss < 36
+    assert lab.step_label.text().startswith("1 of")
+    lab.run()
+    qtbot.waitUntil(lab.at_end, timeout=20_000)
+    _, w = lab.current()
+    np.testing.assert_allclose(w, [1.0, 4.0], atol=2e-3)  # the line through both points
+    qtbot.mouseClick(lab.reset_button, Qt.MouseButton.LeftButton)
+    assert lab.steps_shown() == 0 and lab.loss_label.text() == "36.00000000"
+
+
+def test_learning_rate_marks_crawl_and_diverge(qtbot):
+    lab = DescentLab()
+    qtbot.addWidget(lab)
+    small, good, large = lab.lr_slider.mark_buttons
+    qtbot.mouseClick(large, Qt.MouseButton.LeftButton)
+    assert lab.learning_rate() == 0.024
+    lab.step(10_000)
+    assert lab.path.status == "diverged"
+    assert "Diverged" in lab.status_label.text()
+    assert lab.path.losses[-1] > 1e6 * lab.path.losses[0]
+    qtbot.mouseClick(small, Qt.MouseButton.LeftButton)
+    assert lab.learning_rate() == 0.001 and lab.steps_shown() == 0
+    assert len(lab.path.losses) > 3 * len(least_squares_descent().losses)  # crawls
+    qtbot.mouseClick(good, Qt.MouseButton.LeftButton)
+    assert lab.path.stop_iteration == 1174
+    lab.lr_slider.slider.setValue(0)  # the slider's low end
+    assert lab.learning_rate() == pytest.approx(1e-4)
+
+
+def test_clicking_adds_a_point_and_dropping_moves_one(qtbot):
+    lab = DescentLab()
+    qtbot.addWidget(lab)
+    lab.resize(1200, 700)
+    lab.show()
+    qtbot.waitExposed(lab)
+    lab.step(50)
+    click_view(qtbot, lab.points_plot, 4.0, 8.5)
+    xs, ts = lab.points_data()
+    assert len(xs) == 5
+    assert xs[-1] == pytest.approx(4.0, abs=0.15) and ts[-1] == pytest.approx(8.5, abs=0.15)
+    assert lab.steps_shown() == 0  # the fit restarted, with η re-marked for the new, steeper valley
+    lam = np.linalg.eigvalsh(np.column_stack([xs, np.ones_like(xs)]).T @ np.column_stack([xs, np.ones_like(xs)]))
+    small, good, large = lab.learning_rate_marks()
+    assert lab.learning_rate() == good == pytest.approx(2 / (lam[0] + lam[1]), rel=1e-2)
+    assert large > 2 / lam[1] > good > small
+    assert lab.path.status == "converged" and "η set to" in lab.status_label.text()
+    X = np.column_stack([xs, np.ones_like(xs)])
+    expected = gradient_descent(lambda w: squared_error(X, ts, w), lambda w: squared_error_grad(X, ts, w),
+                                (1.0, 1.0), lab.learning_rate(), max_iter=20_000)
+    np.testing.assert_allclose(lab.path.losses, expected.losses)
+    lab.points.pointDropped.emit(0, 2.0, 3.0)  # what a finished drag reports
+    xs, ts = lab.points_data()
+    assert (xs[0], ts[0]) == (2.0, 3.0)
+    with pytest.raises(DescentLabError, match="no point 9"):
+        lab.move_point(9, 1.0, 1.0)
+    with pytest.raises(DescentLabError, match="finite"):
+        lab.add_point(np.inf, 1.0)
+    assert len(lab.points_data()[0]) == 5  # nothing lost
+
+
+# ----- the loss landscape -----
+def test_landscape_opens_on_the_neuron_and_all_optimizers_descend_the_bowl(qtbot):
+    lab = LandscapeLab()
+    qtbot.addWidget(lab)
+    assert lab.surface.key == "neuron" and lab.image.image.shape == (200, 200)
+    assert sum(c.isVisible() for c in lab.contours) > 3
+    lab.surface_box.setCurrentIndex(lab.surface_box.findData("bowl"))
+    np.testing.assert_array_equal(lab.start(), [-7.0, 2.0])
+    paths = lab.paths
+    assert set(paths) == {"sgd", "momentum", "adagrad", "rmsprop", "adam"}
+    for name, path in paths.items():
+        assert path.final_value < 0.2 * path.values[0], name
+        x, y = lab.path_items[name].getData()
+        np.testing.assert_allclose(np.column_stack([x, y]), path.points)
+    texts = [label.text for _, label in lab.legend.items]
+    assert len(texts) == 5 and all("30 steps" in text for text in texts)
+
+
+def test_landscape_click_sets_the_start_and_lr_scale_changes_the_paths(qtbot):
+    lab = LandscapeLab()
+    qtbot.addWidget(lab)
+    lab.resize(1200, 700)
+    lab.show()
+    qtbot.waitExposed(lab)
+    lab.set_surface("bowl")
+    with qtbot.waitSignal(lab.pathsChanged, timeout=2000):
+        click_view(qtbot, lab.plot, 5.0, -3.0)
+    np.testing.assert_allclose(lab.start(), [5.0, -3.0], atol=0.15)
+    assert all(np.allclose(p.points[0], lab.start()) for p in lab.paths.values())
+    sgd_before = lab.paths["sgd"].lr
+    ten = [b for b in lab.lr_scale.mark_buttons if b.text() == "× 10"][0]
+    qtbot.mouseClick(ten, Qt.MouseButton.LeftButton)
+    assert lab.paths["sgd"].lr == pytest.approx(10 * sgd_before)
+    assert lab.paths["sgd"].status == "diverged"
+    assert "diverged" in lab.results_label.text()
+    lab.set_steps(5)
+    assert all(p.steps <= 5 for p in lab.paths.values())
+
+
+@pytest.mark.parametrize("key", ["saddle", "rosenbrock"])
+def test_landscape_other_surfaces_draw(qtbot, key):
+    lab = LandscapeLab()
+    qtbot.addWidget(lab)
+    lab.set_surface(key)
+    s = SURFACES[key]
+    assert lab.plot.getPlotItem().titleLabel.text == s.formula
+    assert np.all(np.isfinite(lab.image.image))
+    assert lab.paths["adam"].steps > 0
+
+
+# ----- loss functions -----
+def test_loss_lab_shows_the_books_numbers(qtbot):
+    lab = LossLab()
+    qtbot.addWidget(lab)
+    assert lab.sse_label.text() == "0.0975" and lab.cross_entropy == pytest.approx(0.510825, abs=1e-6)
+    assert lab.cee_label.text().startswith("0.51")
+    lab.example_box.setCurrentIndex(lab.example_box.findData("book-wrong"))
+    assert lab.sse_label.text() == "0.5975" and lab.cee_label.text().startswith("2.30")
+    assert lab.cross_entropy == pytest.approx(2.302584, abs=1e-6)
+    assert "wrong (it says 7)" in lab.explain_label.text()
+
+
+def test_loss_lab_typed_vector_label_and_bad_input(qtbot):
+    lab = LossLab()
+    qtbot.addWidget(lab)
+    lab.vector_edit.setText("0 0 0 1 0 0 0 0 0 0")
+    lab.vector_edit.editingFinished.emit()
+    assert lab.sum_squares == pytest.approx(1.0) and lab.example_box.currentData() == "typed"
+    lab.label_box.setValue(3)
+    assert lab.sum_squares == pytest.approx(0.0) and lab.cross_entropy == pytest.approx(0.0, abs=1e-6)
+    before = (lab.sum_squares, lab.cross_entropy)
+    assert not lab.set_text("0.1, 0.2, x")
+    assert "not a number" in lab.error_label.text()
+    assert not lab.set_text("0.5 0.5")
+    assert "need 10 probabilities" in lab.error_label.text()
+    assert (lab.sum_squares, lab.cross_entropy) == before  # nothing lost
+    with pytest.raises(LossLabError, match="negative"):
+        parse_probabilities("-0.1 0 0 0 0 0 0 0 0 1.1")
+
+
+def test_loss_lab_follows_the_live_prediction(qtbot):
+    lab = LossLab()
+    qtbot.addWidget(lab)
+    lab.set_example("live")
+    assert "draw a digit" in lab.error_label.text().lower()
+    p = np.full(10, 0.05)
+    p[4] = 0.55
+    lab.set_label(4)
+    with qtbot.waitSignal(lab.lossesChanged, timeout=1000) as blocker:
+        lab.set_probabilities(p.astype(np.float32))
+    assert blocker.args[1] == pytest.approx(-np.log(0.55 + 1e-7))
+    lab.set_example("book-right")
+    lab.set_probabilities(np.eye(10)[0])  # not shown while a book example is chosen
+    assert lab.sse_label.text() == "0.0975"
+
+
+# ----- gradients -----
+def test_gradient_check_runs_off_the_gui_thread_and_agrees(qtbot):
+    lab = GradientLab(task_factory=background_task)
+    qtbot.addWidget(lab)
+    lab.select_network("new-10")
+    assert not lab.subset_check.isChecked()
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    with qtbot.waitSignal(lab.checkFinished, timeout=60_000) as blocker:
+        qtbot.mouseClick(lab.check_button, Qt.MouseButton.LeftButton)
+        assert lab.is_running() and not lab.check_button.isEnabled()
+    timer.stop()
+    assert len(ticks) > 5, (len(ticks), blocker.args[0].check.numerical_seconds)  # the event loop kept ticking
+    assert lab.last_worker_thread != threading.get_ident()
+    report = blocker.args[0]
+    assert report.complete and report.check.max_rel_error < 1e-6
+    assert [p.name for p in report.check.params] == ["W1", "b1", "W2", "b2"]
+    assert lab.table.rowCount() == 4 and lab.table.item(0, 2).text() == "7,840 of 7,840"
+    assert "backprop is right" in lab.summary_label.text()
+    assert "faster" in lab.timing_label.text()
+    qtbot.waitUntil(lambda: lab.check_button.isEnabled(), timeout=5000)
+
+
+def test_gradient_check_of_the_current_network_on_a_subset_of_the_dataset(qtbot):
+    lab = GradientLab(task_factory=background_task)
+    qtbot.addWidget(lab)
+    rng = np.random.default_rng(3)
+    x = (rng.random((5, 784)) * (rng.random((5, 784)) > 0.7)).astype(np.float32)  # sparse, like digits
+    lab.set_dataset(Dataset("tiny", None, None, x, np.array([0, 1, 2, 3, 4])))
+    assert "first 3 test images of tiny" in lab.data_label.text()
+    lab.set_network(make_mlp([784, 50, 10], "sigmoid", seed=1), "my 784-50-10")
+    lab.select_network("current")
+    assert lab.subset_check.isChecked()  # 39,760 parameters: a subset by default
+    lab.subset_box.setValue(40)
+    with qtbot.waitSignal(lab.checkFinished, timeout=60_000) as blocker:
+        lab.start_check()
+    report = blocker.args[0]
+    assert report.checked == {"W1": 40, "b1": 40, "W2": 40, "b2": 10}
+    assert not report.complete and report.check.max_rel_error < 1e-6
+    assert "estimated" in lab.timing_label.text()
+
+
+def test_a_long_check_can_be_cancelled_and_shutdown_waits(qtbot):
+    lab = GradientLab(task_factory=background_task)
+    qtbot.addWidget(lab)
+    lab.select_network("new-100")
+    lab.subset_check.setChecked(False)
+    with qtbot.waitSignal(lab.checkStarted, timeout=1000):
+        lab.start_check()
+    qtbot.waitUntil(lambda: lab.progress_bar.value() > 0, timeout=30_000)
+    with qtbot.waitSignal(lab.checkFinished, timeout=30_000) as blocker:
+        qtbot.mouseClick(lab.cancel_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0].check.cancelled
+    assert "Cancelled" in lab.summary_label.text()
+    lab.start_check()
+    lab.shutdown()
+    assert not lab._task.thread.isRunning()
+
+
+def test_central_and_forward_differences(qtbot):
+    lab = GradientLab()
+    qtbot.addWidget(lab)
+    assert lab.diff_table.item(0, 1).text() == "0.1999999999990898"  # the book's value
+    central, forward = lab.differences[10.0]
+    assert central == pytest.approx(0.3, abs=1e-10) and forward == pytest.approx(0.3 + 0.01 * 1e-4, abs=1e-10)
+    lab.h_box.setCurrentIndex(lab.h_box.findData(1e-50))
+    assert lab.differences[5.0] == (0.0, 0.0)
+    assert "rounds to x itself" in lab.diff_explain.text()
+    with pytest.raises(ValueError, match="not offered"):
+        lab.set_step_size(0.5)
+    lab.start_check()  # no task factory: says so instead of blocking
+    assert "cannot run background work" in lab.summary_label.text()
+
+
+# ----- wiring -----
+class PredictingSession(Session):
+    predictionChanged = Signal(object)
+
+
+def test_create_lab_tabs_wires_the_session(qtbot):
+    session = PredictingSession()
+    tabs = create_lab_tabs(session)
+    for _, widget in tabs:
+        qtbot.addWidget(widget)
+    assert [title for title, _ in tabs] == ["Gradient descent", "Loss landscape", "Loss functions", "Gradients"]
+    labs = dict(tabs)
+    gradients, loss = labs["Gradients"], labs["Loss functions"]
+    assert "none yet" in gradients.network_box.itemText(0)
+    session.set_network(make_mlp([784, 10, 10]), "trained here")
+    assert "trained here" in gradients.network_box.itemText(0)
+    loss.set_example("live")
+    p = np.full(10, 0.1)
+    session.predictionChanged.emit(p)
+    np.testing.assert_allclose(loss.probabilities(), p)
+    for _, widget in tabs:
+        widget.shutdown()
+
+
+def test_create_lab_tabs_without_a_prediction_signal(qtbot):
+    tabs = create_lab_tabs(Session())
+    for _, widget in tabs:
+        qtbot.addWidget(widget)
+    assert len(tabs) == 4 and isinstance(tabs[0][1], QObject)
