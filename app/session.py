@@ -1,0 +1,73 @@
+"""What the open window is working with: the current network and dataset, extra models and past runs.
+
+One ``Session`` is shared by the main window and every tab (labs, evaluation, comparison), so they
+learn about a new network, dataset or finished run through its signals instead of through each other.
+It only holds references and emits signals; it never trains or loads anything itself.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+TRAINING_STATES = ("idle", "running", "paused", "finished", "stopped", "diverged", "error")
+
+
+class SessionError(ValueError):
+    """A request the session cannot honour (unknown state, empty model name, ...)."""
+
+
+class Session(QObject):
+    networkChanged = Signal(object)  # the current Network (trained here or loaded); emitted on replace/load
+    datasetChanged = Signal(object)  # engine.dataset.Dataset now in use
+    epochFinished = Signal(object)  # engine.training.EpochMetrics, while the current network trains
+    trainingStateChanged = Signal(str)  # one of TRAINING_STATES
+    canvasImageRequested = Signal(object)  # a (28, 28) float array to put on the drawing canvas
+    modelsChanged = Signal()  # the set of extra open models changed
+    runAdded = Signal(object)  # an engine.runs.RunRecord was added
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.network = None
+        self.network_label = ""
+        self.dataset = None
+        self.training_state = "idle"
+        self.models: dict = {}
+        self.runs: list = []
+
+    def set_network(self, network, label: str = "") -> None:
+        """Make ``network`` the one the canvas predicts with and the tabs look at."""
+        self.network = network
+        self.network_label = label or (network.describe() if network is not None else "")
+        self.networkChanged.emit(network)
+
+    def set_dataset(self, dataset) -> None:
+        self.dataset = dataset
+        self.datasetChanged.emit(dataset)
+
+    def set_training_state(self, state: str) -> None:
+        if state not in TRAINING_STATES:
+            raise SessionError(f"unknown training state {state!r}; expected one of {', '.join(TRAINING_STATES)}")
+        if state != self.training_state:
+            self.training_state = state
+            self.trainingStateChanged.emit(state)
+
+    @property
+    def is_training(self) -> bool:
+        return self.training_state in ("running", "paused")
+
+    def show_on_canvas(self, img28) -> None:
+        """Ask the window to put this digit on the drawing canvas (e.g. a misclassified test image)."""
+        self.canvasImageRequested.emit(img28)
+
+    def add_model(self, name: str, network) -> None:
+        if not name:
+            raise SessionError("a model needs a non-empty display name")
+        self.models[name] = network
+        self.modelsChanged.emit()
+
+    def remove_model(self, name: str) -> None:
+        if self.models.pop(name, None) is not None:
+            self.modelsChanged.emit()
+
+    def add_run(self, record) -> None:
+        self.runs.append(record)
+        self.runAdded.emit(record)

@@ -1,0 +1,106 @@
+"""Draw and predict: strokes on the canvas reach the current network and the probability bars."""
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
+pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+
+from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.predictor import DRAW_PROMPT  # noqa: E402
+from engine.network import make_mlp  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def _mouse(widget, kind, x, y, button, buttons):
+    pos = QPointF(x, y)
+    event = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, Qt.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def draw_stroke(canvas, points, seen=None):
+    """Press, move through ``points`` (fractions of the canvas), release; returns emissions seen before release."""
+    w, h = canvas.width(), canvas.height()
+    xy = [(fx * w, fy * h) for fx, fy in points]
+    left = Qt.LeftButton
+    _mouse(canvas, QEvent.MouseButtonPress, *xy[0], left, left)
+    for x, y in xy[1:]:
+        _mouse(canvas, QEvent.MouseMove, x, y, Qt.NoButton, left)
+    before_release = None if seen is None else len(seen)
+    _mouse(canvas, QEvent.MouseButtonRelease, *xy[-1], left, Qt.NoButton)
+    return before_release
+
+
+SEVEN = [(0.3, 0.25), (0.5, 0.25), (0.7, 0.25), (0.6, 0.45), (0.5, 0.65), (0.45, 0.8)]
+
+
+def test_drawing_updates_the_probabilities_while_the_stroke_goes_on(qtbot, window):
+    predictor = window.predictor
+    assert predictor.probabilities is None and predictor.message == DRAW_PROMPT
+    updates = []
+    predictor.predicted.connect(updates.append)
+    before_release = draw_stroke(window.canvas, SEVEN, seen=updates)
+    assert before_release >= len(SEVEN) - 1  # bars follow every stroke segment, not only the release
+    p = predictor.probabilities
+    assert p is not None and p.shape == (10,)
+    np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(p, window.session.network.predict(predictor.image28), rtol=1e-6)
+    assert predictor.image28.shape == (28, 28) and predictor.image28.max() > 0.5
+
+
+def test_clear_and_right_click_remove_the_prediction(qtbot, window):
+    draw_stroke(window.canvas, SEVEN)
+    assert window.predictor.probabilities is not None
+    window.clear_button.click()
+    assert window.predictor.probabilities is None and window.predictor.image28 is None
+    draw_stroke(window.canvas, SEVEN)
+    _mouse(window.canvas, QEvent.MouseButtonPress, 20, 20, Qt.RightButton, Qt.RightButton)
+    assert window.canvas.is_blank()
+    assert window.predictor.probabilities is None
+
+
+def test_a_new_network_re_predicts_the_same_drawing(qtbot, window):
+    draw_stroke(window.canvas, SEVEN)
+    first = window.predictor.probabilities.copy()
+    other = make_mlp([784, 30, 10], seed=7)
+    window.session.set_network(other, "another one")
+    second = window.predictor.probabilities
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second, other.predict(window.predictor.image28), rtol=1e-6)
+    assert "another one" in window.model_label.text()
+
+
+def test_a_blob_is_not_taken_for_a_digit(qtbot, window):
+    window.canvas.set_image(np.ones((28, 28), dtype=np.float32))
+    assert window.predictor.probabilities is not None  # bars still show
+    assert "blob" in (window.predictor.message or "")
+
+
+def test_a_test_image_sent_by_a_tab_lands_on_the_canvas(qtbot, window):
+    digit = np.zeros((28, 28), dtype=np.float32)
+    digit[6:22, 13:16] = 1.0  # a "1"
+    window.session.show_on_canvas(digit)
+    assert not window.canvas.is_blank()
+    assert window.predictor.probabilities is not None
+
+
+def test_draw_to_bars_is_fast(qtbot, window):
+    draw_stroke(window.canvas, SEVEN)
+    times = []
+    for i in range(20):
+        draw_stroke(window.canvas, [(0.4, 0.3 + i / 100), (0.45, 0.5)])
+        times.append(window.predictor.last_seconds)
+    assert np.median(times) < 0.02  # budget 10 ms on a quiet machine; generous for a shared one

@@ -1,0 +1,254 @@
+"""Live training in the main window: a worker thread, a responsive event loop, and buttons that do what they say."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
+pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+
+from PySide6.QtCore import QThread, QTimer  # noqa: E402
+
+import app.main_window as main_window_module  # noqa: E402
+import app.training_task as training_task_module  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from engine.config import TrainConfig  # noqa: E402
+from engine.dataset import Dataset  # noqa: E402
+
+
+def synthetic_dataset(n_train=600, n_test=200, seed=0) -> Dataset:
+    """Ten noisy prototypes: learnable in a few iterations, so tests stay short."""
+    rng = np.random.default_rng(seed)
+    protos = (rng.random((10, 784)) < 0.2).astype(np.float32)
+
+    def make(n):
+        t = rng.integers(0, 10, n)
+        x = np.clip(protos[t] + rng.normal(0, 0.2, (n, 784)), 0, 1).astype(np.float32)
+        return x, t.astype(np.int64)
+
+    x_train, t_train = make(n_train)
+    x_test, t_test = make(n_test)
+    return Dataset("synthetic", x_train, t_train, x_test, t_test, source="tests")
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
+    qtbot.addWidget(w)
+    w.errors = []
+    w.show_error = lambda title, text: w.errors.append((title, text))
+    w.use_dataset(synthetic_dataset())
+    w.show()
+    yield w
+    w.close()
+
+
+def configure(w: MainWindow, **changes) -> TrainConfig:
+    values = dict(hidden=[20], batch_size=10, epochs=200, optimizer="sgd", lr=0.1)
+    values.update(changes)
+    config = TrainConfig(**values)
+    w.panel.set_config(config)
+    return config
+
+
+def wait_paused(qtbot, w):
+    qtbot.waitUntil(lambda: w.training_task.control.waiting, timeout=5000)
+    qtbot.wait(50)  # the paused report crosses to the GUI thread
+
+
+def test_training_runs_on_a_worker_thread(qtbot, window, monkeypatch):
+    threads = []
+    real_train = training_task_module.train
+
+    def spy(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training_task_module, "train", spy)
+    configure(window, epochs=1)
+    with qtbot.waitSignal(window.session.runAdded, timeout=10_000) as blocker:
+        assert window.start_training()
+    assert threads and threads[0] != threading.get_ident()
+    assert blocker.args[0].status == "finished"
+    assert window.session.training_state == "finished"
+    assert window.iteration == 60  # 600 images / batch 10, one epoch
+    assert window.loss_plot.iteration_count == 60  # every loss reached the plot
+
+
+def test_event_loop_stays_responsive_while_training(qtbot, window):
+    window.use_dataset(synthetic_dataset(n_train=4000, n_test=500))  # MNIST-sample sized: 40 iterations/epoch
+    configure(window, hidden=[100], batch_size=100, epochs=100)
+    gaps = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.start_training()
+    timer.start()
+    qtbot.wait(1500)
+    timer.stop()
+    assert window.iteration > 20 and window.is_training  # it really trained all along
+    window.stop_training()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+    assert len(gaps) > 10
+    assert max(gaps[1:]) < 0.25, f"the event loop stalled for {max(gaps[1:]) * 1000:.0f} ms"
+
+
+def test_pause_step_step_epoch_resume_and_stop(qtbot, window):
+    configure(window)
+    window.start_training()
+    qtbot.waitUntil(lambda: window.iteration > 0, timeout=5000)
+    window.panel.action_pause.trigger()
+    assert window.session.training_state == "paused"
+    wait_paused(qtbot, window)
+    paused_at = window.iteration
+    qtbot.wait(200)
+    assert window.iteration == paused_at  # nothing trains while paused
+
+    window.panel.action_step.trigger()
+    qtbot.waitUntil(lambda: window.iteration == paused_at + 1, timeout=5000)
+    wait_paused(qtbot, window)
+    qtbot.wait(100)
+    assert window.iteration == paused_at + 1  # exactly one mini-batch
+
+    window.panel.action_step_epoch.trigger()
+    qtbot.waitUntil(lambda: window.iteration % 60 == 0, timeout=5000)  # 60 iterations per epoch
+    wait_paused(qtbot, window)
+    epoch_end = window.iteration
+    assert epoch_end > paused_at + 1 and epoch_end % 60 == 0
+
+    window.panel.action_resume.trigger()
+    assert window.session.training_state == "running"
+    qtbot.waitUntil(lambda: window.iteration > epoch_end + 5, timeout=5000)
+
+    with qtbot.waitSignal(window.session.runAdded, timeout=5000) as blocker:
+        window.panel.action_stop.trigger()
+    record = blocker.args[0]
+    assert record.status == "stopped"
+    assert window.session.training_state == "stopped"
+    assert len(record.losses) == window.iteration
+    assert window.panel.action_start.isEnabled() and not window.panel.action_stop.isEnabled()
+
+
+def test_step_when_idle_starts_paused_after_one_iteration(qtbot, window):
+    configure(window)
+    window.panel.action_step.trigger()
+    assert window.session.training_state == "paused"
+    qtbot.waitUntil(lambda: window.iteration == 1, timeout=5000)
+    wait_paused(qtbot, window)
+    qtbot.wait(100)
+    assert window.iteration == 1
+
+
+def test_settings_that_shape_the_network_are_frozen_while_running(qtbot, window):
+    configure(window)
+    panel = window.panel
+    assert panel.architecture.isEnabled() and panel.hidden.isEnabled()
+    window.start_training()
+    for w in (panel.dataset, panel.architecture, panel.hidden, panel.activation, panel.batch_size, panel.epochs):
+        assert not w.isEnabled()
+    for w in (panel.optimizer, panel.lr):
+        assert w.isEnabled()
+    assert not panel.action_start.isEnabled() and not panel.action_reset.isEnabled()
+    window.stop_training()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+    assert panel.architecture.isEnabled() and panel.hidden.isEnabled()
+
+
+def test_learning_rate_and_optimizer_changes_reach_the_running_loop(qtbot, window, monkeypatch):
+    optimizers = []
+
+    class Spy(main_window_module.TrainingTask):
+        def __init__(self, network, optimizer, *args, **kwargs):
+            optimizers.append(optimizer)
+            super().__init__(network, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(main_window_module, "TrainingTask", Spy)
+    configure(window, optimizer="momentum", lr=0.01)
+    window.start_training()
+    window.pause_training()
+    wait_paused(qtbot, window)
+    window.panel.lr.setValue(0.05)
+    window.panel.momentum.setValue(0.5)
+    start = window.iteration
+    window.step_training()
+    qtbot.waitUntil(lambda: window.iteration == start + 1, timeout=5000)
+    assert optimizers[0].lr == pytest.approx(0.05) and optimizers[0].momentum == pytest.approx(0.5)
+
+    swapped = []
+    real_set_optimizer = window.training_task.control.set_optimizer
+    window.training_task.control.set_optimizer = lambda opt: (swapped.append(opt), real_set_optimizer(opt))
+    window.panel.optimizer.setCurrentIndex(window.panel.optimizer.findData("adam"))
+    assert swapped and swapped[0].name == "adam" and swapped[0].lr == pytest.approx(0.001)
+    window.step_training()
+    qtbot.waitUntil(lambda: window.iteration == start + 2, timeout=5000)
+    assert window.session.training_state == "paused"  # the swap did not break the loop
+    window.stop_training()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+
+
+def test_switching_optimizer_after_queueing_its_own_values_keeps_training(qtbot, window):
+    configure(window, optimizer="adam", lr=0.001)
+    window.start_training(step="one")
+    wait_paused(qtbot, window)
+    window.panel.beta1.setValue(0.8)  # queued for Adam ...
+    window.panel.optimizer.setCurrentIndex(window.panel.optimizer.findData("sgd"))  # ... which is replaced
+    window.step_training()
+    qtbot.waitUntil(lambda: window.iteration == 2, timeout=5000)
+    wait_paused(qtbot, window)
+    assert window.session.training_state == "paused" and not window.banner.isVisible()
+
+
+def test_divergence_is_reported_in_words(qtbot, window):
+    configure(window, lr=1e6, epochs=3)
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
+                          check_params_cb=lambda s: s == "diverged"):
+        window.start_training()
+    assert window.banner.isVisible()
+    assert "diverged" in window.banner.text() and "smaller" in window.banner.text()
+    assert "smaller learning rate" in window.statusBar().currentMessage()
+
+
+def test_weights_and_plot_follow_training(qtbot, window, monkeypatch):
+    shown = []
+    real = window.weight_grid.set_weights
+    monkeypatch.setattr(window.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
+    configure(window, hidden=[16], epochs=2)
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
+                          check_params_cb=lambda s: s == "finished"):
+        window.start_training()
+    w1 = window.session.network.params["W1"]
+    assert shown[-1].shape == (784, 16)
+    np.testing.assert_array_equal(shown[-1], w1)  # the final weights are on screen
+    assert shown[-1] is not w1  # a copy: the worker may write into W1 while it is drawn
+    assert window.loss_plot.iteration_count == 120
+    assert window.progress_bar.value() == window.progress_bar.maximum() == 120
+    assert window.test_accuracy is not None and window.test_accuracy > 0.5
+
+
+def test_closing_mid_training_ends_the_worker(qtbot, window):
+    configure(window)
+    window.start_training()
+    qtbot.waitUntil(lambda: window.iteration > 0, timeout=5000)
+    thread: QThread = window.training_task.thread
+    assert thread.isRunning()
+    window.close()
+    assert thread.isFinished()
+    qtbot.waitUntil(lambda: window.running_tasks() == [], timeout=2000)
+
+
+def test_closing_while_paused_ends_the_worker(qtbot, window):
+    configure(window)
+    window.start_training(step="one")
+    wait_paused(qtbot, window)
+    thread = window.training_task.thread
+    window.close()
+    assert thread.isFinished()

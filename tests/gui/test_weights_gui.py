@@ -1,0 +1,139 @@
+"""Weight files in the window: open (menu, recent list, drop), save, and errors that keep the current model."""
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
+pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
+pytest.importorskip("engine.weights")
+
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from engine.dataset import Dataset  # noqa: E402
+from engine.network import make_mlp  # noqa: E402
+from engine.weights import save_weights  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
+    qtbot.addWidget(w)
+    w.errors = []
+    w.show_error = lambda title, text: w.errors.append((title, text))
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def weight_file(tmp_path):
+    net = make_mlp([784, 24, 10], activation="sigmoid", seed=3)
+    path = tmp_path / "small.npz"
+    save_weights(net, path)
+    return net, path
+
+
+def put_digit(window):
+    digit = np.zeros((28, 28), dtype=np.float32)
+    digit[5:23, 10:18] = 1.0
+    window.canvas.set_image(digit)
+
+
+def load_and_wait(qtbot, window, path):
+    with qtbot.waitSignal(window.session.networkChanged, timeout=10_000):
+        window.load_weights_file(path)
+
+
+def test_loading_a_file_updates_the_prediction_and_shows_what_it_is(qtbot, window, weight_file):
+    net, path = weight_file
+    put_digit(window)
+    before = window.predictor.probabilities.copy()
+    load_and_wait(qtbot, window, path)
+    expected = net.predict(window.predictor.image28)
+    np.testing.assert_allclose(window.predictor.probabilities, expected, rtol=1e-5)
+    assert not np.allclose(before, expected)
+    assert window.loaded_weights.activation == "sigmoid"
+    assert "small.npz" in window.model_label.text() and "sigmoid" in window.model_label.text()
+    assert "small.npz" in window.statusBar().currentMessage()
+    assert window.settings.recent_files()[0] == str(path.resolve())
+    assert [a.toolTip() for a in window.recent_menu.actions()] == [str(path.resolve())]
+
+
+def test_test_accuracy_of_a_loaded_file_is_computed_in_the_background(qtbot, window, weight_file):
+    net, path = weight_file
+    rng = np.random.default_rng(1)
+    x = rng.random((300, 784), dtype=np.float32)
+    t = net.predict(x).argmax(axis=1)
+    t[:100] = (t[:100] + 1) % 10  # the file's own answers, a third of them made wrong: accuracy 2/3
+    window.use_dataset(Dataset("probe", x, t, x, t))
+    load_and_wait(qtbot, window, path)
+    qtbot.waitUntil(lambda: window.test_accuracy is not None, timeout=10_000)
+    assert window.test_accuracy == pytest.approx(200 / 300)
+    assert "66.7%" in window.model_label.text()
+
+
+def test_a_broken_file_shows_an_error_and_keeps_the_model(qtbot, window, tmp_path):
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(b"\x80\x04not a pickle at all")
+    current = window.session.network
+    put_digit(window)
+    before = window.predictor.probabilities.copy()
+    window.load_weights_file(bad)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=10_000)
+    title, text = window.errors[0]
+    assert "broken.pkl" in text and "unchanged" in text
+    assert window.session.network is current
+    np.testing.assert_array_equal(window.predictor.probabilities, before)
+
+
+def test_save_npz_and_pickle_then_load_back(qtbot, window, tmp_path):
+    net = window.session.network
+    window.ask_save_path = lambda: (str(tmp_path / "mine"), "DigitLab weights (*.npz)")
+    saved = window.save_weights()
+    assert saved == tmp_path / "mine.npz" and saved.is_file()
+    window.ask_save_path = lambda: (str(tmp_path / "book"), "Book-compatible pickle (*.pkl *.pickle)")
+    saved_pkl = window.save_weights()
+    assert saved_pkl.suffix == ".pkl"
+    with open(saved_pkl, "rb") as f:
+        params = pickle.load(f)  # the book's `network.params = pickle.load(f)` works
+    assert sorted(params) == sorted(net.params)
+    np.testing.assert_array_equal(params["W1"], net.params["W1"])
+    load_and_wait(qtbot, window, saved)
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(window.session.network.params[key], value)
+    assert window.session.network is not net
+    assert window.errors == []
+
+
+def test_open_menu_uses_the_chosen_path(qtbot, window, weight_file):
+    _net, path = weight_file
+    window.ask_open_path = lambda: str(path)
+    with qtbot.waitSignal(window.session.networkChanged, timeout=10_000):
+        window.action_open.trigger()
+    assert window.loaded_weights.path.endswith("small.npz")
+
+
+def test_dropping_a_file_on_the_window_loads_it(qtbot, window, weight_file):
+    _net, path = weight_file
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPoint(10, 10).toPointF(), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(window.session.networkChanged, timeout=10_000):
+        window.dropEvent(event)
+    assert window.loaded_weights is not None and window.errors == []
+
+
+def test_recent_files_survive_a_restart(qtbot, window, weight_file):
+    _net, path = weight_file
+    load_and_wait(qtbot, window, path)
+    window.close()
+    again = MainWindow(load_dataset_on_start=False, with_tabs=False)
+    qtbot.addWidget(again)
+    actions = again.recent_menu.actions()
+    assert [a.toolTip() for a in actions] == [str(path.resolve())]
+    with qtbot.waitSignal(again.session.networkChanged, timeout=10_000):
+        actions[0].trigger()
+    again.close()
