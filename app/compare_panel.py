@@ -16,7 +16,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QMessageBox, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from app.evaluation_panel import wait_for_task
 from app.threads import BackgroundTask
 from engine.config import TrainConfig
 from engine.race import RaceProgress, RaceResult, learning_rate_race_configs, optimizer_race_configs, race
@@ -409,4 +408,4 @@ class ComparePanel(QWidget):
         if task is None:
             return True
         task.cancel()
-        return wait_for_task(task, timeout_ms)
+        return task.wait(timeout_ms)

@@ -7,7 +7,7 @@ while the tab is visible; otherwise it waits until the tab is shown.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from app.threads import BackgroundTask
@@ -175,15 +175,4 @@ class EvaluationPanel(QWidget):
         if task is None:
             return True
         task.cancel()
-        return wait_for_task(task, timeout_ms)
-
-
-def wait_for_task(task: BackgroundTask, timeout_ms: int = 10_000) -> bool:
-    """Wait for a task's thread while delivering events: its worker asks the thread to quit through the GUI thread."""
-    timer = QElapsedTimer()
-    timer.start()
-    while not task.wait(10):
-        if timer.elapsed() > timeout_ms:
-            return False
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 10)
-    return True
+        return task.wait(timeout_ms)

@@ -7,7 +7,6 @@ from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
-from app.qt_compat import protect_singletons
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -22,7 +21,6 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 
 def main(argv: list[str] | None = None) -> int:
-    protect_singletons()
     app = create_application(argv)
     window = MainWindow()
     window.show()

@@ -1,5 +1,5 @@
 """The learning-lab tabs, wired to the session: the gradient lab sees the current network and dataset,
-the loss lab follows the canvas's prediction (when the session offers ``predictionChanged``)."""
+the loss lab follows the canvas's prediction (``Session.predictionChanged``)."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
@@ -24,9 +24,7 @@ def create_lab_tabs(session) -> list[tuple[str, QWidget]]:
         gradients.set_dataset(session.dataset)
         session.networkChanged.connect(lambda net: gradients.set_network(net, session.network_label))
         session.datasetChanged.connect(gradients.set_dataset)
-        prediction = getattr(session, "predictionChanged", None)  # (10,) probabilities or None
-        if prediction is not None:
-            prediction.connect(loss.set_probabilities)
+        session.predictionChanged.connect(loss.set_probabilities)  # the canvas's (10,) probabilities or None
     return [
         ("Gradient descent", descent),
         ("Loss landscape", landscape),

@@ -33,7 +33,6 @@ from app.blas_threads import limit_blas_threads
 from app.control_panel import ControlPanel, ControlPanelError
 from app.download_dialog import DownloadDialog, dataset_job, needs_download
 from app.predictor import Predictor
-from app.qt_compat import protect_singletons
 from app.session import Session
 from app.settings import AppSettings
 from app.threads import BackgroundTask
@@ -48,7 +47,6 @@ from widgets.probability_bars import ProbabilityBars
 from widgets.weight_grid import WeightGrid
 
 log = logging.getLogger(__name__)
-protect_singletons()  # before any widget is updated: see app/qt_compat.py
 
 WEIGHT_REFRESH_MS = 250  # the first-layer weights are redrawn 4 times a second while training
 UI_REFRESH_MS = 250  # loss plot, progress bar and bars follow training 4 times a second
@@ -265,6 +263,8 @@ class MainWindow(QMainWindow):
         self.ui_timer.timeout.connect(self._show_progress)
         self.session.networkChanged.connect(self._network_changed)
         self.session.canvasImageRequested.connect(self.canvas.set_image)
+        self.predictor.imageChanged.connect(self.session.canvasImageChanged)
+        self.predictor.predicted.connect(self.session.predictionChanged)
         self.session.trainingStateChanged.connect(p.set_state)
 
     def _add_optional_tabs(self) -> None:
@@ -277,7 +277,8 @@ class MainWindow(QMainWindow):
             for title, widget in create_lab_tabs(self.session):
                 self.add_tab(widget, title)
         for module, cls, title in (("app.evaluation_panel", "EvaluationPanel", "Evaluation"),
-                                   ("app.compare_panel", "ComparePanel", "Compare")):
+                                   ("app.compare_panel", "ComparePanel", "Compare"),
+                                   ("app.models_panel", "ModelsPanel", "Models")):
             try:
                 panel_cls = getattr(__import__(module, fromlist=[cls]), cls)
             except (ImportError, AttributeError) as exc:

@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QMessageBox, QPushButton, QVBoxLayout,
                                QWidget)
 
-from app.evaluation_panel import wait_for_task
 from app.threads import BackgroundTask
 from engine.weights import load_weights
 from widgets.digit_image import DigitImage
@@ -67,9 +66,7 @@ class ModelsPanel(QWidget):
 
         session.networkChanged.connect(self.refresh)
         session.modelsChanged.connect(self.refresh)
-        image_signal = getattr(session, "canvasImageChanged", None)  # the main window's preprocessed drawing
-        if image_signal is not None:
-            image_signal.connect(self.set_image)
+        session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
         self.refresh()
 
     # ----- models -----
@@ -182,7 +179,7 @@ class ModelsPanel(QWidget):
         ok = True
         for task in list(self._tasks):
             task.cancel()
-            ok = wait_for_task(task, timeout_ms) and ok
+            ok = task.wait(timeout_ms) and ok
         return ok
 
 

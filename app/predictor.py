@@ -23,6 +23,7 @@ class Predictor(QObject):
     """Keeps the bars in step with the drawing and the network; ``predicted`` carries the probabilities (or None)."""
 
     predicted = Signal(object)
+    imageChanged = Signal(object)  # the preprocessed 28×28 drawing, or None when blank
 
     def __init__(self, canvas, digit_image, bars, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +49,7 @@ class Predictor(QObject):
         else:
             self.image28 = mnist_preprocess(buffer)
             self.digit_image.set_image(self.image28)
+        self.imageChanged.emit(self.image28)
         self.refresh()
         self.last_seconds = time.perf_counter() - start
 

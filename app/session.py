@@ -23,6 +23,8 @@ class Session(QObject):
     canvasImageRequested = Signal(object)  # a (28, 28) float array to put on the drawing canvas
     modelsChanged = Signal()  # the set of extra open models changed
     runAdded = Signal(object)  # an engine.runs.RunRecord was added
+    canvasImageChanged = Signal(object)  # the preprocessed (28, 28) drawing, or None when the canvas is blank
+    predictionChanged = Signal(object)  # the current network's (10,) probabilities for the drawing, or None
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

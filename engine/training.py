@@ -75,9 +75,13 @@ class TrainControl:
             self._pending.update(values)
 
     def set_optimizer(self, optimizer: Optimizer) -> None:
-        """Swap the optimizer itself before the next iteration (its state starts fresh)."""
+        """Swap the optimizer itself before the next iteration (its state starts fresh).
+
+        Hyper-parameters queued for the old optimizer are dropped: the new one comes with its own.
+        """
         with self._cond:
             self._optimizer = optimizer
+            self._pending = {}
 
     @property
     def paused(self) -> bool:

@@ -80,6 +80,8 @@ class LossPlot(QWidget):
                 axis = plot.getAxis(side)
                 axis.setPen(pg.mkPen(AXIS_COLOUR))
                 axis.setTextPen(pg.mkPen(AXIS_COLOUR))
+                # grid on major ticks only: minor grid lines made each repaint ~4x slower while training
+                axis.setStyle(maxTickLevel=0)
             plot.setLabel("left", label, color=AXIS_COLOUR)
             plot.setMenuEnabled(False)
         self.accuracy_plot.setLabel("bottom", "iteration", color=AXIS_COLOUR)

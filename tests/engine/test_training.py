@@ -172,3 +172,14 @@ def test_nan_in_training_data_is_refused_up_front():
     x[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         train(make_mlp([784, 10, 10]), SGD(0.1), x, t)
+
+
+def test_swapping_the_optimizer_drops_values_queued_for_the_old_one():
+    x, t = _data(100)
+    control = TrainControl()
+    control.set_hyperparameters(momentum=0.5)  # meant for a Momentum optimizer…
+    new = Adam(0.01)
+    control.set_optimizer(new)  # …then the user switched to Adam
+    result = train(make_mlp([784, 10, 10]), SGD(0.1), x, t, settings=TrainSettings(batch_size=10, epochs=1),
+                   control=control)
+    assert result.status == "finished" and new.iter == 10

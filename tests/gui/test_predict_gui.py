@@ -104,3 +104,22 @@ def test_draw_to_bars_is_fast(qtbot, window):
         draw_stroke(window.canvas, [(0.4, 0.3 + i / 100), (0.45, 0.5)])
         times.append(window.predictor.last_seconds)
     assert np.median(times) < 0.02  # budget 10 ms on a quiet machine; generous for a shared one
+
+
+def test_the_drawing_reaches_the_models_tab_and_the_loss_lab(qtbot):
+    w = MainWindow(load_dataset_on_start=False, with_tabs=True)
+    qtbot.addWidget(w)
+    tabs = {w.tabs.tabText(i): w.tabs.widget(i) for i in range(w.tabs.count())}
+    assert {"Training", "Loss functions", "Evaluation", "Compare", "Models"} <= set(tabs)
+    images, probs = [], []
+    w.session.canvasImageChanged.connect(images.append)
+    w.session.predictionChanged.connect(probs.append)
+    w.show()
+    qtbot.waitExposed(w)
+    draw_stroke(w.canvas, SEVEN)
+    assert images and images[-1].shape == (28, 28)
+    np.testing.assert_array_equal(images[-1], w.predictor.image28)
+    np.testing.assert_allclose(probs[-1], w.predictor.probabilities)
+    w.clear_button.click()
+    assert images[-1] is None and probs[-1] is None
+    w.close()
