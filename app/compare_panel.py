@@ -118,6 +118,8 @@ class ComparePanel(QWidget):
             buttons.addWidget(b)
 
         self.mode_box = QComboBox()
+        self.mode_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         for key, text in RACE_MODES:
             self.mode_box.addItem(text, key)
         self.mode_box.setToolTip("Race the book's four optimizers (ch06) or one optimizer at several learning rates.")
@@ -127,6 +129,8 @@ class ComparePanel(QWidget):
         self.rates_edit = QLineEdit("0.1, 0.01, 0.001")
         self.rates_edit.setToolTip("Learning rates to race (learning-rate mode), separated by commas.")
         self.optimizer_box = QComboBox()
+        self.optimizer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.optimizer_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         self.optimizer_box.addItems(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
         self.optimizer_box.setToolTip("The optimizer used by every racer in learning-rate mode.")
         self.iterations_spin = QSpinBox()

@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         self._connect()
         geometry = self.settings.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1400, 860)
+            self._default_size()
         if with_tabs:
             self._add_optional_tabs()
         self.reset_network()
@@ -131,9 +131,10 @@ class MainWindow(QMainWindow):
         self.progress_bar.setToolTip("Iterations done out of all iterations of this run")
         self.rate_label = QLabel("Not training")
         self.rate_label.setToolTip("Training speed and the time left at that speed")
-        # A fixed width: text that changes length 7 times a second must not re-layout (and so repaint) the plot.
-        self.rate_label.setFixedWidth(self.rate_label.fontMetrics().horizontalAdvance(
-            "epoch 100/100 · iteration 600,000/600,000 · 10,000 it/s, 10:00:00 left") + 12)
+        # A minimum width that fits the usual text: text that changes length 4 times a second must not
+        # re-layout (and so repaint) the plot each time; a rare longer text just widens it once.
+        self.rate_label.setMinimumWidth(self.rate_label.fontMetrics().horizontalAdvance(
+            "epoch 10/10 · iteration 6,000/6,000 · 1,000 it/s, 10:00 left") + 12)
         row.addWidget(self.progress_bar, 1)
         row.addWidget(self.rate_label)
         tv.addLayout(row)
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         wv.setContentsMargins(0, 4, 0, 0)
         weights_title = QLabel("<b>First-layer weights</b> — what each hidden unit looks for "
                                "(red: ink helps, blue: ink hurts)")
+        weights_title.setWordWrap(True)
         wv.addWidget(weights_title)
         self.weight_grid = WeightGrid()
         self.weight_grid.setToolTip("Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, "
@@ -158,6 +160,7 @@ class MainWindow(QMainWindow):
         tv.addWidget(split, 1)
 
         self.tabs = QTabWidget()
+        self._pages: list[QWidget] = []  # the pages added with add_tab (inside their scroll areas)
         self.tabs.addTab(training, "Training")
 
         # Draw and predict.
@@ -286,8 +289,31 @@ class MainWindow(QMainWindow):
                 continue
             self.add_tab(panel_cls(self.session), title)
 
+    def _default_size(self) -> None:
+        """1400×860, or 95% of a smaller screen (never below what the layout needs)."""
+        width, height = 1400, 860
+        screen = self.screen()
+        if screen is not None:
+            avail = screen.availableGeometry()
+            width, height = min(width, int(avail.width() * 0.95)), min(height, int(avail.height() * 0.95))
+        self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
+
     def add_tab(self, widget: QWidget, title: str) -> int:
-        return self.tabs.addTab(widget, title)
+        """Add a page inside a scroll area: a page wider than the window scrolls instead of widening it."""
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(widget)
+        self._pages.append(widget)
+        return self.tabs.addTab(scroll, title)
+
+    def page(self, title: str) -> QWidget | None:
+        """The page added under ``title`` (without its scroll area), or None."""
+        for i in range(self.tabs.count()):
+            if self.tabs.tabText(i) == title:
+                tab = self.tabs.widget(i)
+                return tab.widget() if isinstance(tab, QScrollArea) else tab
+        return None
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)
     def show_error(self, title: str, text: str) -> None:
@@ -793,10 +819,9 @@ class MainWindow(QMainWindow):
         self.ui_timer.stop()
         for task in list(self._tasks):
             task.cancel()
-        for i in range(self.tabs.count()):
-            tab = self.tabs.widget(i)
-            if hasattr(tab, "shutdown"):
-                tab.shutdown()
+        for page in self._pages:
+            if hasattr(page, "shutdown"):
+                page.shutdown()
         if self.download_dialog is not None:
             self.download_dialog.close()
         timer = QElapsedTimer()

@@ -124,6 +124,8 @@ class DescentLab(QWidget):
     # ----- layout -----
     def _build(self) -> None:
         self.example_box = QComboBox()
+        self.example_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.example_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         for key, ex in EXAMPLES.items():
             self.example_box.addItem(ex.title, key)
         self.example_box.currentIndexChanged.connect(lambda _: self.set_example(self.example_box.currentData()))

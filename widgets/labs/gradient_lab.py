@@ -81,6 +81,8 @@ class GradientLab(QWidget):
     # ----- layout -----
     def _build(self) -> None:
         self.network_box = QComboBox()
+        self.network_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.network_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         self.network_box.addItem("The current network", CURRENT)
         for key, sizes in SMALL_NETWORKS.items():
             self.network_box.addItem(f"A new {'-'.join(map(str, sizes))} network (sigmoid)", key)
@@ -91,7 +93,8 @@ class GradientLab(QWidget):
         self.subset_box = QSpinBox()
         self.subset_box.setRange(1, 1_000_000)
         self.subset_box.setValue(300)
-        self.subset_box.setSuffix(" random elements per parameter")
+        self.subset_box.setSuffix(" per parameter")
+        self.subset_box.setToolTip("How many randomly chosen elements of each parameter the numerical gradient checks")
         self.check_button = QPushButton("Compare gradients")
         self.check_button.clicked.connect(self.start_check)
         self.cancel_button = QPushButton("Cancel")
@@ -136,6 +139,8 @@ class GradientLab(QWidget):
 
         # central vs forward difference on the book's 0.01x² + 0.1x
         self.h_box = QComboBox()
+        self.h_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.h_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         for h in STEP_SIZES:
             self.h_box.addItem(f"h = {h:g}" + ("  (the book)" if h == 1e-4 else ""), h)
         self.h_box.currentIndexChanged.connect(lambda _: self.set_step_size(self.h_box.currentData()))

@@ -64,6 +64,8 @@ class LandscapeLab(QWidget):
     # ----- layout -----
     def _build(self) -> None:
         self.surface_box = QComboBox()
+        self.surface_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.surface_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         for key, surface in SURFACES.items():
             self.surface_box.addItem(surface.title, key)
         self.surface_box.currentIndexChanged.connect(lambda _: self.set_surface(self.surface_box.currentData()))

@@ -85,6 +85,8 @@ class LossLab(QWidget):
     # ----- layout -----
     def _build(self) -> None:
         self.example_box = QComboBox()
+        self.example_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.example_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
         for key, (title, _, _) in BOOK_EXAMPLES.items():
             self.example_box.addItem(title, key)
         self.example_box.addItem("Live: the canvas's current prediction", LIVE)
