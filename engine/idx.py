@@ -80,7 +80,9 @@ def _parse(stream, where: str) -> np.ndarray:
     shape = tuple(int(d) for d in dims)
     dtype = np.dtype(IDX_DTYPES[code])
     declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-    if declared > MAX_DATA_BYTES:
+    # a zero dimension makes the data empty, but numpy still refuses a shape whose other sizes overflow
+    nominal = math.prod(d for d in shape if d) * dtype.itemsize
+    if declared > MAX_DATA_BYTES or nominal > MAX_DATA_BYTES:
         raise IdxError(f"{where}: header declares shape {shape}, {declared} bytes of data; refusing more than "
                        f"{MAX_DATA_BYTES} bytes")
     data = _read_at_most(stream, declared + 1)

@@ -170,3 +170,12 @@ def test_damaged_gzip_streams_raise_idx_error(noise, where):
     good = gzip.compress(_header(dims=(8, 8)) + bytes(range(64)))
     where %= len(good)
     _read_or_idx_error(good[:where] + noise + good[where + len(noise):])
+
+
+def test_zero_dimension_beside_huge_ones_is_refused_cleanly(tmp_path):
+    """Found by hypothesis: 0 × 55056 × 55108 × … holds no data, yet numpy cannot even build that shape."""
+    path = tmp_path / "zero-dim-idx"
+    dims = [0, 55056, 55108, 55111, 55161]
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, len(dims)) + struct.pack(f">{len(dims)}I", *dims))
+    with pytest.raises(IdxError, match="refusing"):
+        read_idx(path)
