@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -149,7 +150,16 @@ class MainWindow(QMainWindow):
         weights_title = QLabel("<b>First-layer weights</b> — what each hidden unit looks for "
                                "(red: ink helps, blue: ink hurts)")
         weights_title.setWordWrap(True)
-        wv.addWidget(weights_title)
+        title_row = QHBoxLayout()
+        title_row.addWidget(weights_title, 1)
+        self.weight_change_check = QCheckBox("change since the start")
+        self.weight_change_check.setChecked(True)
+        self.weight_change_check.setToolTip(
+            "Show how much each weight moved since this network was created or loaded. Random initial weights\n"
+            "hide what a short training run learned; the change shows the strokes each unit has come to look for.")
+        self.weight_change_check.toggled.connect(lambda _: self.refresh_weights())
+        title_row.addWidget(self.weight_change_check)
+        wv.addLayout(title_row)
         self.weight_grid = WeightGrid()
         self.weight_grid.setToolTip("Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, "
                                     "refreshed a few times a second while training")
@@ -160,7 +170,8 @@ class MainWindow(QMainWindow):
         tv.addWidget(split, 1)
 
         self.tabs = QTabWidget()
-        self._pages: list[QWidget] = []  # the pages added with add_tab (inside their scroll areas)
+        self._pages: list[QWidget] = []
+        self._w1_start: np.ndarray | None = None  # the pages added with add_tab (inside their scroll areas)
         self.tabs.addTab(training, "Training")
 
         # Draw and predict.
@@ -664,10 +675,21 @@ class MainWindow(QMainWindow):
         """Redraw the first-layer weights of the current network (a copy: the worker may be updating them)."""
         network = self.session.network
         w1 = None if network is None else network.params.get("W1")
-        self.weight_grid.set_weights(None if w1 is None else np.array(w1, copy=True))
+        if w1 is None:
+            self.weight_grid.set_weights(None)
+            return
+        w1 = np.array(w1, copy=True)
+        start = self._w1_start
+        if self.weight_change_check.isChecked() and start is not None and start.shape == w1.shape:
+            change = w1 - start
+            if np.any(change):  # before the first step there is no change to show: show the weights
+                w1 = change
+        self.weight_grid.set_weights(w1)
 
     # ------------------------------------------------------------------ network
     def _network_changed(self, network) -> None:
+        w1 = None if network is None else network.params.get("W1")
+        self._w1_start = None if w1 is None else np.array(w1, copy=True)  # what "change since the start" is from
         self.predictor.set_network(network)
         self.refresh_weights()
         if not self.is_training:

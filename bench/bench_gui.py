@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     ds = load_data()
     config = TrainConfig(dataset="mnist-sample", epochs=args.epochs)
     window = MainWindow(load_dataset_on_start=False)
-    window.resize(1400, 860)
+    window.resize(1280, 800)  # a laptop screen
     window.show()
     window.panel.set_config(config)
     window.use_dataset(ds)

@@ -222,12 +222,17 @@ def test_weights_and_plot_follow_training(qtbot, window, monkeypatch):
     real = window.weight_grid.set_weights
     monkeypatch.setattr(window.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
     configure(window, hidden=[16], epochs=2)
+    start_w1 = []
+    window.session.networkChanged.connect(lambda net: start_w1.append(net.params["W1"].copy()))
     with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
                           check_params_cb=lambda s: s == "finished"):
         window.start_training()
     w1 = window.session.network.params["W1"]
     assert shown[-1].shape == (784, 16)
-    np.testing.assert_array_equal(shown[-1], w1)  # the final weights are on screen
+    assert window.weight_change_check.isChecked()  # by default: how far each weight moved
+    np.testing.assert_allclose(shown[-1], w1 - start_w1[0])
+    window.weight_change_check.setChecked(False)  # the weights themselves
+    np.testing.assert_array_equal(shown[-1], w1)
     assert shown[-1] is not w1  # a copy: the worker may write into W1 while it is drawn
     assert window.loss_plot.iteration_count == 120
     assert window.progress_bar.value() == window.progress_bar.maximum() == 120
@@ -252,3 +257,19 @@ def test_closing_while_paused_ends_the_worker(qtbot, window):
     thread = window.training_task.thread
     window.close()
     assert thread.isFinished()
+
+
+def test_a_small_cnn_trains_live_and_shows_its_filters(qtbot, window, monkeypatch):
+    shown = []
+    real = window.weight_grid.set_weights
+    monkeypatch.setattr(window.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
+    configure(window, architecture="small-cnn", epochs=1, optimizer="adam", lr=0.001)
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=20_000,
+                          check_params_cb=lambda s: s == "finished"):
+        window.start_training()
+    net = window.session.network
+    assert net.params["W1"].ndim == 4  # convolution filters (F, C, k, k)
+    assert shown[-1].shape == net.params["W1"].shape
+    assert window.weight_grid.tile_count() == net.params["W1"].shape[0]
+    assert np.any(shown[-1])  # filters moved: the change since the start is not all zero
+    assert window.loss_plot.iteration_count == 60
