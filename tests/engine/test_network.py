@@ -116,3 +116,14 @@ def test_input_scale_multiplies_inputs():
 def test_wrong_input_size_is_a_clear_error():
     with pytest.raises(ValueError, match="does not fit"):
         make_mlp([784, 10, 10]).predict(np.zeros(100))
+
+
+def test_gradient_check_on_a_random_subset_estimates_the_full_time():
+    net = make_mlp([784, 20, 10], "sigmoid", seed=3)
+    report = check_gradients(net, rng.random((2, 784)), np.array([4, 5]), per_param=30, seed=1)
+    assert report.checked == {"W1": 30, "b1": 20, "W2": 30, "b2": 10}  # b1/b2 smaller than 30: all of them
+    assert not report.complete and report.max_rel_error < 1e-5
+    per_element = report.numerical_seconds / report.elements_done
+    assert report.estimated_full_numerical_seconds == pytest.approx(per_element * (784 * 20 + 20 + 200 + 10))
+    with pytest.raises(ValueError, match="per_param"):
+        check_gradients(net, rng.random((2, 784)), np.array([4, 5]), per_param=0)

@@ -13,25 +13,9 @@ from engine.runs import RunRecord
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 
-def _small_dataset():
-    """The 5,000-digit MNIST sample if it is installed, else separable synthetic 'digits'."""
-    try:
-        from engine.datasets import load_dataset
-
-        return load_dataset("mnist-sample")
-    except (ImportError, ValueError, OSError):
-        rng = np.random.default_rng(0)
-        protos = np.random.default_rng(1).random((10, 784)).astype(np.float32)
-        t = rng.integers(0, 10, 3000)
-        x = np.clip(protos[t] + rng.normal(0, 0.5, (3000, 784)), 0, 1).astype(np.float32)
-        return Dataset("synthetic", x[:2000], t[:2000], x[2000:], t[2000:])
-
-
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:  # module-scoped: keep the sample's cache out of the user's home
-        mp.setenv("DIGITLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        return _small_dataset()
+def dataset(small_dataset):
+    return small_dataset
 
 
 @pytest.fixture

@@ -7,39 +7,12 @@ from PySide6.QtCore import Qt
 
 from app.evaluation_panel import EvaluationPanel
 from app.session import Session
-from engine.dataset import Dataset
 from engine.network import make_mlp
-from engine.optimizers import Adam
-from engine.training import EpochMetrics, TrainSettings, train
+from engine.training import EpochMetrics
 from widgets.mistake_gallery import MistakeGallery
 
 # the offscreen platform cannot resize a top-level window to new size hints and says so; that is not our warning
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-
-
-def _small_dataset():
-    """The 5,000-digit MNIST sample if it is installed, else separable synthetic 'digits'."""
-    try:
-        from engine.datasets import load_dataset
-
-        return load_dataset("mnist-sample")
-    except (ImportError, ValueError, OSError):
-        rng = np.random.default_rng(0)
-        protos = np.random.default_rng(1).random((10, 784)).astype(np.float32)
-        t = rng.integers(0, 10, 3000)
-        x = np.clip(protos[t] + rng.normal(0, 0.5, (3000, 784)), 0, 1).astype(np.float32)
-        return Dataset("synthetic", x[:2000], t[:2000], x[2000:], t[2000:])
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:  # module-scoped: keep the sample's cache out of the user's home
-        mp.setenv("DIGITLAB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        ds = _small_dataset()
-    net = make_mlp([784, 30, 10], seed=0)
-    train(net, Adam(lr=0.001), ds.x_train, ds.t_train, settings=TrainSettings(batch_size=100, epochs=2,
-                                                                                eval_train_limit=0))
-    return ds, net
 
 
 @pytest.fixture

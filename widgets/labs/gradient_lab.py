@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from engine.functions import forward_diff, numerical_diff
 from engine.network import make_mlp
 from widgets.labs.common import PALETTE, make_plot, value_label
-from widgets.labs.gradient_sampling import GradientReport, check_gradient_report
+from engine.gradcheck import GradCheck, check_gradients
 
 SMALL_NETWORKS = {"new-10": [784, 10, 10], "new-50": [784, 50, 10], "new-100": [784, 100, 10]}
 CURRENT = "current"
@@ -61,7 +61,7 @@ class GradientLab(QWidget):
     """Per-parameter error and timing of backprop vs numerical gradients; the difference-quotient demo."""
 
     checkStarted = Signal()
-    checkFinished = Signal(object)  # GradientReport
+    checkFinished = Signal(object)  # engine.gradcheck.GradCheck
     checkFailed = Signal(str)
 
     def __init__(self, task_factory: Callable | None = None, parent: QWidget | None = None) -> None:
@@ -71,7 +71,7 @@ class GradientLab(QWidget):
         self._network = None
         self._network_label = ""
         self._dataset = None
-        self.last_report: GradientReport | None = None
+        self.last_report: GradCheck | None = None
         self.last_worker_thread: int | None = None
         self.differences: dict = {}  # x -> (central, forward) for the chosen h
         self._build()
@@ -267,7 +267,7 @@ class GradientLab(QWidget):
                 time.sleep(GIL_PAUSE)
                 return not ctx.cancelled.is_set()
 
-            report = check_gradient_report(network, x, t, per_param=per_param, progress=progress)
+            report = check_gradients(network, x, t, progress=progress, per_param=per_param)
             return report, threading.get_ident()
 
         self._task = self._task_factory(work, "gradient check")
@@ -314,8 +314,8 @@ class GradientLab(QWidget):
         if self.progress_bar.maximum() == 0:
             self.progress_bar.setRange(0, 1)
 
-    def _show_report(self, report: GradientReport) -> None:
-        check = report.check
+    def _show_report(self, report: GradCheck) -> None:
+        check = report
         self.table.setRowCount(len(check.params))
         for row, p in enumerate(check.params):
             cells = [p.name, "×".join(map(str, p.shape)), f"{report.checked[p.name]:,} of {report.sizes[p.name]:,}",
