@@ -49,7 +49,7 @@ from widgets.weight_grid import WeightGrid
 
 log = logging.getLogger(__name__)
 
-WEIGHT_REFRESH_MS = 250  # the first-layer weights are redrawn 4 times a second while training
+WEIGHT_REFRESH_MS = 500  # the first-layer weights are redrawn twice a second while training
 UI_REFRESH_MS = 250  # loss plot, progress bar and bars follow training 4 times a second
 WEIGHT_FILTERS = "DigitLab weights (*.npz);;Book-compatible pickle (*.pkl *.pickle)"
 OPEN_FILTERS = "Weight files (*.npz *.pkl *.pickle *.npy);;All files (*)"
@@ -498,6 +498,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(0)
         self.rate_label.setText("Starting…")
         self.loss_plot.reset()
+        self.loss_plot.set_x_extent(self.total_iterations)
         self._banner(None)
         self.session.set_network(network, f"{config.describe()} (training)")
         self.session.set_training_state("paused" if step else "running")

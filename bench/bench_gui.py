@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -62,8 +63,12 @@ def wait(app: QApplication, ms: int) -> None:
     loop.exec()
 
 
-def in_gui(window: MainWindow, app: QApplication) -> dict:
-    """One whole training run in the window, timing the event loop with a 10 ms timer meanwhile."""
+def in_gui(window: MainWindow, app: QApplication, ticker: bool = True) -> dict:
+    """One whole training run in the window; with ``ticker`` a 10 ms timer measures the event loop meanwhile.
+
+    Throughput is timed without the ticker: its 100 wake-ups a second each take Python's GIL from the
+    training thread, a cost of the measurement that a person's session does not have.
+    """
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -78,13 +83,14 @@ def in_gui(window: MainWindow, app: QApplication) -> dict:
     timer.timeout.connect(tick)
     window.start_training()
     window.training_task.succeeded.connect(results.append)
-    timer.start()
+    if ticker:
+        timer.start()
     last[0] = time.perf_counter()
     while not results:
         wait(app, 20)
     timer.stop()
     result = results[0]
-    gaps_ms = np.array(gaps[1:]) * 1000
+    gaps_ms = np.array(gaps[1:] or [math.nan]) * 1000
     return {"iterations": result.iterations, "ips": result.iterations / result.elapsed,
             "status": result.status, "worst_gap_ms": float(gaps_ms.max()),
             "p99_gap_ms": float(np.percentile(gaps_ms, 99)), "median_gap_ms": float(np.median(gaps_ms)),
@@ -136,6 +142,8 @@ def draw_latency(window: MainWindow, moves: int = 200) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="headless and GUI runs, interleaved; the best of each is compared (default 3)")
     parser.add_argument("--screenshot", metavar="PATH", help="save a grab of the window mid-training")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -154,8 +162,17 @@ def main(argv=None) -> int:
     wait(app, 300)
 
     idle = draw_latency(window)
-    headless_ips = headless(config, ds)
-    gui = in_gui(window, app)
+    # interleaved, best of each: on a shared machine a single run of either is at the mercy of other load
+    headless_runs, gui_runs = [], []
+    for _ in range(max(1, args.repeat)):
+        headless_runs.append(headless(config, ds))
+        gui_runs.append(in_gui(window, app, ticker=False))
+    headless_ips = max(headless_runs)
+    gui = max(gui_runs, key=lambda g: g["ips"])
+    latency_runs = [in_gui(window, app, ticker=True) for _ in range(2)]
+    gui["worst_gap_ms"] = max(g["worst_gap_ms"] for g in latency_runs)  # latency: the worst run counts
+    gui["p99_gap_ms"] = max(g["p99_gap_ms"] for g in latency_runs)
+    gui["median_gap_ms"] = max(g["median_gap_ms"] for g in latency_runs)
     window.start_training()  # a second run, only to time drawing while the worker trains
     wait(app, 200)
     busy = draw_latency(window, moves=100)
@@ -176,9 +193,9 @@ def main(argv=None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"data {ds.name}, {config.describe()}, {args.epochs} epochs, {gui['iterations']} iterations")
-        print(f"training throughput: GUI {gui['ips']:.0f} it/s vs headless {headless_ips:.0f} it/s "
-              f"= {100 * report['gui_vs_headless']:.0f}% (target >= 90%)")
-        print(f"event loop while training: worst gap {gui['worst_gap_ms']:.0f} ms, p99 {gui['p99_gap_ms']:.0f} ms, "
+        print(f"training throughput (best of {len(gui_runs)} interleaved runs each): GUI {gui['ips']:.0f} it/s vs "
+              f"headless {headless_ips:.0f} it/s = {100 * report['gui_vs_headless']:.0f}% (target >= 90%)")
+        print(f"event loop while training (worst of 2 runs with a 10 ms ticker): worst gap {gui['worst_gap_ms']:.0f} ms, p99 {gui['p99_gap_ms']:.0f} ms, "
               f"median {gui['median_gap_ms']:.0f} ms (timer 10 ms; target worst < 50 ms)")
         print(f"draw -> bars: median {idle['move_to_bars_ms_median']:.2f} ms, p95 {idle['move_to_bars_ms_p95']:.2f} ms "
               f"idle; median {busy['move_to_bars_ms_median']:.2f} ms while training (target < 10 ms); "

@@ -268,6 +268,10 @@ def train(
             return None
         return np.sort(eval_rng.choice(size, limit, replace=False))
 
+    x_train = np.asarray(x_train)
+    # each batch is gathered into this one buffer: np.take(out=) is ~2x faster than fancy indexing
+    # (the network only holds on to its input until the step's backward pass is done)
+    x_batch = np.empty((batch,) + x_train.shape[1:], dtype=x_train.dtype)
     for epoch in range(int(settings.epochs)):
         order = rng.permutation(n)
         snapshot = {k: v.copy() for k, v in network.params.items()}
@@ -282,7 +286,8 @@ def train(
             if pending:
                 optimizer.set(**pending)
             idx = order[b * batch : (b + 1) * batch]
-            loss = network.gradient(x_train[idx], t_train[idx])
+            np.take(x_train, idx, axis=0, out=x_batch)
+            loss = network.gradient(x_batch, t_train[idx])
             if it == 0:
                 explode_at = EXPLODE_FACTOR * max(loss, 1.0) if math.isfinite(loss) else math.inf
             if not math.isfinite(loss) or loss > explode_at:

@@ -155,12 +155,7 @@ class LossPlot(QWidget):
 
         self._epochs.append((int(epoch), int(iteration), value(train_loss), value(train_acc),
                              value(test_loss), value(test_acc)))
-        for plot in (self.loss_plot, self.accuracy_plot):
-            line = pg.InfiniteLine(pos=float(iteration), angle=90, movable=False,
-                                   pen=pg.mkPen(EPOCH_LINE_COLOUR, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
-            plot.addItem(line, ignoreBounds=True)
-            self._epoch_lines.append((plot, line))
-        self._schedule()
+        self._schedule()  # its line is added with the next redraw: adding an item repaints at once
 
     def epoch_count(self) -> int:
         return len(self._epochs)
@@ -176,6 +171,17 @@ class LossPlot(QWidget):
         self._timer.stop()
         self._dirty = True
         self._redraw()
+        self.set_x_extent(None)
+
+    def set_x_extent(self, iterations: int | None) -> None:
+        """Fix the iteration axis to [0, iterations] for a run of known length (None: follow the data).
+
+        A fixed axis shows how far along the run is, and spares a re-layout of the axes on every redraw.
+        """
+        if iterations is None or iterations <= 0:
+            self.loss_plot.enableAutoRange(axis="x")
+            return
+        self.loss_plot.setXRange(0, float(iterations), padding=0.02)  # the accuracy plot is x-linked
 
     def set_log_scale(self, on: bool) -> None:
         """Loss on a logarithmic axis (to see progress after the first fast drop)."""
@@ -270,6 +276,12 @@ class LossPlot(QWidget):
         n = self._n
         self._raw_curve.setData(self._x[:n], self._raw[:n])
         self._smooth_curve.setData(self._x[:n], self._smooth[:n])
+        for _, iteration, *_ in self._epochs[len(self._epoch_lines) // 2:]:
+            for plot in (self.loss_plot, self.accuracy_plot):
+                line = pg.InfiniteLine(pos=float(iteration), angle=90, movable=False,
+                                       pen=pg.mkPen(EPOCH_LINE_COLOUR, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+                plot.addItem(line, ignoreBounds=True)
+                self._epoch_lines.append((plot, line))
         if self._epochs:
             e = np.array(self._epochs, dtype=np.float64)
             for item, column, scale in ((self._train_points, 2, 1.0), (self._test_points, 4, 1.0),

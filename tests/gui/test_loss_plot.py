@@ -79,10 +79,10 @@ def test_epochs_add_lines_and_points(qtbot, plot):
     plot.add_epoch(1, 300, 0.9, 0.80, 0.95, 0.78)
     plot.add_epoch(2, 600, 0.5, 0.90, None, None)
     assert plot.epoch_count() == 2
+    qtbot.waitUntil(lambda: plot.redraw_count >= 1, timeout=2000)  # lines and points come with the redraw
     lines = [item for item in plot.loss_plot.items if type(item).__name__ == "InfiniteLine"]
     assert sorted(line.value() for line in lines) == [300, 600]
     assert any(type(item).__name__ == "InfiniteLine" for item in plot.accuracy_plot.items)
-    qtbot.waitUntil(lambda: plot.redraw_count >= 1, timeout=2000)
     x, y = plot._train_acc.getOriginalDataset()
     np.testing.assert_allclose(x, [300, 600])
     np.testing.assert_allclose(y, [80, 90])
