@@ -13,13 +13,33 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QMessageBox, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.threads import BackgroundTask
 from engine.config import TrainConfig
-from engine.race import RaceProgress, RaceResult, learning_rate_race_configs, optimizer_race_configs, race
+from engine.race import (
+    RaceProgress,
+    RaceResult,
+    learning_rate_race_configs,
+    optimizer_race_configs,
+    race,
+)
 from engine.runs import RunFileError, RunRecord
+from widgets.compact_combo import compact_combo_box
 from widgets.loss_plot import LossPlot
 from widgets.run_list import RunList
 
@@ -117,9 +137,7 @@ class ComparePanel(QWidget):
         for b in (self.export_button, self.import_button, self.remove_button):
             buttons.addWidget(b)
 
-        self.mode_box = QComboBox()
-        self.mode_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.mode_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.mode_box = compact_combo_box()
         for key, text in RACE_MODES:
             self.mode_box.addItem(text, key)
         self.mode_box.setToolTip("Race the book's four optimizers (ch06) or one optimizer at several learning rates.")
@@ -128,9 +146,7 @@ class ComparePanel(QWidget):
         self.hidden_edit.setToolTip("Hidden layer sizes, e.g. 100 or 100,100,100,100 (the book's network).")
         self.rates_edit = QLineEdit("0.1, 0.01, 0.001")
         self.rates_edit.setToolTip("Learning rates to race (learning-rate mode), separated by commas.")
-        self.optimizer_box = QComboBox()
-        self.optimizer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.optimizer_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.optimizer_box = compact_combo_box()
         self.optimizer_box.addItems(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
         self.optimizer_box.setToolTip("The optimizer used by every racer in learning-rate mode.")
         self.iterations_spin = QSpinBox()

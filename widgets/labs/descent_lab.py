@@ -12,7 +12,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -22,7 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.descent import BOOK_LR, DescentResult, gradient_descent, squared_error, squared_error_grad
+from engine.descent import (
+    BOOK_LR,
+    DescentResult,
+    gradient_descent,
+    squared_error,
+    squared_error_grad,
+)
+from widgets.compact_combo import compact_combo_box
 from widgets.labs.common import PALETTE, LogSlider, fmt, make_plot, value_label
 
 
@@ -123,9 +129,7 @@ class DescentLab(QWidget):
 
     # ----- layout -----
     def _build(self) -> None:
-        self.example_box = QComboBox()
-        self.example_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.example_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.example_box = compact_combo_box()
         for key, ex in EXAMPLES.items():
             self.example_box.addItem(ex.title, key)
         self.example_box.currentIndexChanged.connect(lambda _: self.set_example(self.example_box.currentData()))

@@ -18,7 +18,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -34,9 +33,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.functions import forward_diff, numerical_diff
-from engine.network import make_mlp
-from widgets.labs.common import PALETTE, make_plot, value_label
 from engine.gradcheck import GradCheck, check_gradients
+from engine.network import make_mlp
+from widgets.compact_combo import compact_combo_box
+from widgets.labs.common import PALETTE, make_plot, value_label
 
 SMALL_NETWORKS = {"new-10": [784, 10, 10], "new-50": [784, 50, 10], "new-100": [784, 100, 10]}
 CURRENT = "current"
@@ -80,9 +80,7 @@ class GradientLab(QWidget):
 
     # ----- layout -----
     def _build(self) -> None:
-        self.network_box = QComboBox()
-        self.network_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.network_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.network_box = compact_combo_box()
         self.network_box.addItem("The current network", CURRENT)
         for key, sizes in SMALL_NETWORKS.items():
             self.network_box.addItem(f"A new {'-'.join(map(str, sizes))} network (sigmoid)", key)
@@ -138,9 +136,7 @@ class GradientLab(QWidget):
         outer.addStretch(1)
 
         # central vs forward difference on the book's 0.01x² + 0.1x
-        self.h_box = QComboBox()
-        self.h_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.h_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.h_box = compact_combo_box()
         for h in STEP_SIZES:
             self.h_box.addItem(f"h = {h:g}" + ("  (the book)" if h == 1e-4 else ""), h)
         self.h_box.currentIndexChanged.connect(lambda _: self.set_step_size(self.h_box.currentData()))

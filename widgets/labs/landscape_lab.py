@@ -10,7 +10,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -31,6 +30,7 @@ from engine.landscape import (
     get_surface,
     surface_grid,
 )
+from widgets.compact_combo import compact_combo_box
 from widgets.labs.common import LogSlider, fmt, make_plot, value_label
 
 OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "Momentum", "adagrad": "AdaGrad", "rmsprop": "RMSprop", "adam": "Adam"}
@@ -63,9 +63,7 @@ class LandscapeLab(QWidget):
 
     # ----- layout -----
     def _build(self) -> None:
-        self.surface_box = QComboBox()
-        self.surface_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.surface_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.surface_box = compact_combo_box()
         for key, surface in SURFACES.items():
             self.surface_box.addItem(surface.title, key)
         self.surface_box.currentIndexChanged.connect(lambda _: self.set_surface(self.surface_box.currentData()))

@@ -10,7 +10,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -21,7 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.functions import cross_entropy_error, sigmoid, step_function, sum_squared_error
+from engine.functions import (
+    cross_entropy_error,
+    sigmoid,
+    step_function,
+    sum_squared_error,
+)
+from widgets.compact_combo import compact_combo_box
 from widgets.labs.common import PALETTE, make_plot, value_label
 
 
@@ -84,9 +89,7 @@ class LossLab(QWidget):
 
     # ----- layout -----
     def _build(self) -> None:
-        self.example_box = QComboBox()
-        self.example_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.example_box.setMinimumContentsLength(14)  # long item texts must not widen the whole window
+        self.example_box = compact_combo_box()
         for key, (title, _, _) in BOOK_EXAMPLES.items():
             self.example_box.addItem(title, key)
         self.example_box.addItem("Live: the canvas's current prediction", LIVE)
