@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +33,7 @@ from engine.landscape import (
 )
 from widgets.compact_combo import compact_combo_box
 from widgets.labs.common import LogSlider, fmt, make_plot, value_label
+from widgets.labs.surface_3d import Surface3D, opengl_available
 
 OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "Momentum", "adagrad": "AdaGrad", "rmsprop": "RMSprop", "adam": "Adam"}
 OPTIMIZER_COLOURS = dict(zip(LANDSCAPE_OPTIMIZERS, ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#000000"]))
@@ -58,6 +60,7 @@ class LandscapeLab(QWidget):
         self._surface: Surface = get_surface("neuron")
         self._start = np.array(self._surface.start, float)
         self._paths: dict[str, OptimizerPath] = {}
+        self._z_min = 0.0  # the surface's lowest value on the grid: the floor of the colour scale
         self._build()
         self.set_surface("neuron")
 
@@ -137,7 +140,14 @@ class LandscapeLab(QWidget):
         holder.setMaximumWidth(400)
         layout = QHBoxLayout(self)
         layout.addWidget(holder)
-        layout.addWidget(self.plot, 1)
+        self.view3d = Surface3D() if opengl_available() else None  # 2-D map only where OpenGL does not work
+        if self.view3d is None:
+            layout.addWidget(self.plot, 1)
+        else:
+            views = QTabWidget()
+            views.addTab(self.plot, "Map")
+            views.addTab(self.view3d, "3-D")
+            layout.addWidget(views, 1)
 
     # ----- public API -----
     @property
@@ -197,10 +207,13 @@ class LandscapeLab(QWidget):
     def _draw_surface(self) -> None:
         s = self._surface
         xs, ys, z = surface_grid(s, GRID_POINTS)
-        shown = z - np.nanmin(z)
-        # bowls and valleys are flat near their floor: a square-root colour scale shows their shape there
-        shown = np.sqrt(shown) if s.key in ("neuron", "rosenbrock", "bowl") else shown
+        self._z_min = float(np.nanmin(z))
+        shown = self._colour_scale(z)
         self.image.setImage(shown, autoLevels=True)
+        if self.view3d is not None:
+            lo, hi = float(np.nanmin(shown)), float(np.nanmax(shown))
+            rgba = HEAT_MAP.map((shown - lo) / (hi - lo if hi > lo else 1.0), mode="float")
+            self.view3d.set_surface(xs, ys, shown, rgba.reshape(shown.shape + (4,)))
         x0, x1 = s.x_range
         y0, y1 = s.y_range
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
@@ -223,6 +236,12 @@ class LandscapeLab(QWidget):
         else:
             self.minimum_marker.setData([], [])
 
+    def _colour_scale(self, values: np.ndarray) -> np.ndarray:
+        """Loss values on the map's colour scale (the 3-D view uses it for heights too)."""
+        shown = np.asarray(values, float) - self._z_min
+        # bowls and valleys are flat near their floor: a square-root colour scale shows their shape there
+        return np.sqrt(np.maximum(shown, 0)) if self._surface.key in ("neuron", "rosenbrock", "bowl") else shown
+
     def _draw_paths(self) -> None:
         s = self._surface
         lines = [f"start value {fmt(s.at(self._start), 6)}"]
@@ -234,6 +253,9 @@ class LandscapeLab(QWidget):
             self._legend_label(name).setText(caption, color="#111")
             lines.append(caption)
         self.results_label.setText("\n".join(lines))
+        if self.view3d is not None:
+            self.view3d.set_paths({name: (p.points, self._colour_scale(p.values), OPTIMIZER_COLOURS[name])
+                                   for name, p in self._paths.items()})
         self.start_marker.setData([self._start[0]], [self._start[1]])
         self.start_label.setText(f"({self._start[0]:.3f}, {self._start[1]:.3f})")
         self.scale_label.setText(f"{self.lr_scale.value():g}")
