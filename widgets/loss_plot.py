@@ -60,6 +60,8 @@ class LossPlot(QWidget):
         self._epoch_lines: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
         self._log = False
         self._overlays: dict[str, pg.PlotDataItem] = {}
+        self._x_extent: float | None = None
+        self._follow = True  # the plot fits its ranges to the data until the person zooms or pans
         self._dirty = False
         self.redraw_count = 0  # how many times the curves were pushed to pyqtgraph (for tests and profiling)
 
@@ -85,11 +87,15 @@ class LossPlot(QWidget):
             plot.setLabel("left", label, color=AXIS_COLOUR)
             plot.setMenuEnabled(False)
         self.accuracy_plot.setLabel("bottom", "iteration", color=AXIS_COLOUR)
+        for plot in (self.loss_plot, self.accuracy_plot):
+            # ranges are fitted in _redraw: pyqtgraph's auto-range works at paint time and then paints a second time
+            plot.disableAutoRange()
+            plot.getViewBox().sigRangeChangedManually.connect(self._stop_following)
 
         legend_style = dict(offset=(-8, 8), brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen(200, 200, 200),
                             labelTextColor=AXIS_COLOUR)
         self.loss_plot.addLegend(**legend_style)
-        self.accuracy_plot.addLegend(**{**legend_style, "offset": (8, 8)})  # top left: accuracy rises to the right
+        self.accuracy_plot.addLegend(**{**legend_style, "offset": (-8, -8)})  # bottom right: accuracy rises there
 
         raw_colour = QColor(LOSS_COLOUR)
         raw_colour.setAlpha(70)
@@ -169,24 +175,32 @@ class LossPlot(QWidget):
             plot.removeItem(line)
         self._epoch_lines.clear()
         self._timer.stop()
+        self._follow = True
+        self._x_extent = None
         self._dirty = True
         self._redraw()
-        self.set_x_extent(None)
 
     def set_x_extent(self, iterations: int | None) -> None:
         """Fix the iteration axis to [0, iterations] for a run of known length (None: follow the data).
 
         A fixed axis shows how far along the run is, and spares a re-layout of the axes on every redraw.
         """
-        if iterations is None or iterations <= 0:
-            self.loss_plot.enableAutoRange(axis="x")
-            return
-        self.loss_plot.setXRange(0, float(iterations), padding=0.02)  # the accuracy plot is x-linked
+        self._x_extent = float(iterations) if iterations is not None and iterations > 0 else None
+        self._schedule()
+
+    def follow_data(self) -> None:
+        """Fit the ranges to the data again (after the person zoomed or panned)."""
+        self._follow = True
+        self._schedule()
+
+    def _stop_following(self, *_) -> None:
+        self._follow = False
 
     def set_log_scale(self, on: bool) -> None:
         """Loss on a logarithmic axis (to see progress after the first fast drop)."""
         self._log = bool(on)
         self.loss_plot.setLogMode(x=False, y=self._log)
+        self._schedule()
 
     def log_scale(self) -> bool:
         return self._log
@@ -204,15 +218,18 @@ class LossPlot(QWidget):
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
         self._overlays[key] = item
+        self._schedule()
 
     def update_overlay(self, key: str, iterations: np.ndarray, losses: np.ndarray) -> None:
         item = self._overlay(key)
         item.setData(*self._overlay_data(key, iterations, losses))
+        self._schedule()
 
     def remove_overlay(self, key: str) -> None:
         item = self._overlay(key)
         self.loss_plot.removeItem(item)  # also removes its legend entry
         del self._overlays[key]
+        self._schedule()
 
     def overlay_keys(self) -> list[str]:
         return list(self._overlays)
@@ -291,3 +308,35 @@ class LossPlot(QWidget):
         else:
             for item in (self._train_points, self._test_points, self._train_acc, self._test_acc):
                 item.setData([], [])
+        if self._follow:
+            self._fit_ranges()
+
+    def _fit_ranges(self) -> None:
+        """Ranges that show all data: losses from 0 (or their log range), accuracy around its values."""
+        n = self._n
+        losses = [self._raw[:n], self._smooth[:n]]
+        x_hi = float(n)
+        e = np.array(self._epochs, dtype=np.float64).reshape(-1, 6)
+        losses += [e[:, 2], e[:, 4]]
+        if len(e):
+            x_hi = max(x_hi, float(e[:, 1].max()))
+        for item in self._overlays.values():
+            ox, oy = item.getOriginalDataset()
+            if ox is not None and len(ox):
+                x_hi = max(x_hi, float(np.nanmax(ox)))
+                losses.append(np.asarray(oy, float))
+        self.loss_plot.setXRange(0, self._x_extent or max(x_hi, 1.0), padding=0.02)  # accuracy is x-linked
+        y = np.concatenate(losses)
+        y = y[np.isfinite(y)]
+        if self._log:
+            y = np.log10(y[y > 0])
+            lo, hi = (float(y.min()), float(y.max())) if y.size else (-2.0, 1.0)
+        else:
+            lo, hi = (min(0.0, float(y.min())), float(y.max())) if y.size else (0.0, 1.0)
+        self.loss_plot.setYRange(lo, hi if hi > lo else lo + 1.0, padding=0.05)
+        acc = np.concatenate([e[:, 3], e[:, 5]]) * 100.0
+        acc = acc[np.isfinite(acc)]
+        # from the lowest value rounded down to a multiple of 10, up to 100: a range that rarely changes,
+        # because every change re-lays the axis out and costs a repaint
+        lo = max(0.0, 10.0 * np.floor(float(acc.min()) / 10.0)) if acc.size else 0.0
+        self.accuracy_plot.setYRange(min(lo, 90.0), 100.0, padding=0.05)

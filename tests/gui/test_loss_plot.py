@@ -129,3 +129,23 @@ def test_bad_values_are_clear_errors(plot):
         plot.append_losses(["a", "b"])
     with pytest.raises(LossPlotError, match="smoothing"):
         plot.set_smoothing(1.0)
+
+
+def test_ranges_follow_the_data_until_the_person_zooms(qtbot, plot):
+    plot.append_losses(np.linspace(3.0, 0.5, 200))
+    plot.add_epoch(1, 200, 0.6, 0.87, 0.7, 0.83)
+    qtbot.waitUntil(lambda: plot.redraw_count >= 1, timeout=2000)
+    (x0, x1), (y0, y1) = plot.loss_plot.viewRange()
+    assert x0 <= 0 and x1 >= 200 and y0 <= 0 and y1 >= 3.0  # all the data is in view, losses from 0
+    a0, a1 = plot.accuracy_plot.viewRange()[1]
+    assert a0 <= 80 and a1 >= 100 - 1e-9
+    plot.set_x_extent(1000)  # a run of known length: the axis shows all of it from the start
+    qtbot.waitUntil(lambda: plot.loss_plot.viewRange()[0][1] >= 1000, timeout=2000)
+    plot.loss_plot.getViewBox().sigRangeChangedManually.emit([True, True])  # the person zoomed
+    plot.loss_plot.setYRange(1.0, 2.0, padding=0)
+    plot.append_losses(np.full(50, 9.0))
+    count = plot.redraw_count
+    qtbot.waitUntil(lambda: plot.redraw_count > count, timeout=2000)
+    assert plot.loss_plot.viewRange()[1] == pytest.approx([1.0, 2.0])  # their zoom stays
+    plot.follow_data()
+    qtbot.waitUntil(lambda: plot.loss_plot.viewRange()[1][1] >= 9.0, timeout=2000)
