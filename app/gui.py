@@ -1,6 +1,7 @@
 """Entry point of the desktop app: ``python -m app.gui`` or ``digitlab`` with no sub-command."""
 from __future__ import annotations
 
+import os
 import sys
 
 from PySide6.QtCore import QCoreApplication, QEvent
@@ -20,7 +21,24 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+NO_DISPLAY_MESSAGE = (
+    "digitlab: no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set).\n"
+    "Run it on a desktop, or under a virtual one (xvfb-run -a digitlab); the sub-commands need no display:\n"
+    "digitlab train|evaluate|predict|gradcheck|inspect --help"
+)
+
+
+def has_display() -> bool:
+    """False on a Linux/BSD machine without an X or Wayland display, where Qt would abort with a core dump."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return True
+    return bool(os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    if QApplication.instance() is None and not has_display():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return 1
     app = create_application(argv)
     window = MainWindow()
     window.show()

@@ -139,3 +139,16 @@ def test_bad_input_is_one_clear_line(argv, fragment, capsys):
     assert code == 1
     assert fragment in err and "Traceback" not in err
     assert "error" in json.loads(out)
+
+
+def test_no_display_gives_a_clear_message_instead_of_a_qt_abort(tmp_path):
+    import os
+    import sys as _sys
+
+    if not _sys.platform.startswith("linux"):
+        pytest.skip("the display check is for X11/Wayland systems")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["DIGITLAB_CONFIG_DIR"] = str(tmp_path)
+    out = subprocess.run([_sys.executable, "-m", "app.cli"], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1
+    assert "no display" in out.stderr and "xvfb-run" in out.stderr and "Traceback" not in out.stderr
