@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -850,14 +850,8 @@ class MainWindow(QMainWindow):
             self.download_dialog.close()
         timer = QElapsedTimer()
         timer.start()
-        for task in list(self._tasks):
-            # The worker asks its thread to quit through a queued call to this (GUI) thread, so keep
-            # delivering events while waiting; a bare wait() would sit out the whole timeout.
-            while not task.wait(10):
-                if timer.elapsed() > timeout_ms:
-                    return False
-                QCoreApplication.processEvents(QEventLoop.AllEvents, 10)
-        return True
+        ended = [task.wait(max(0, timeout_ms - timer.elapsed())) for task in list(self._tasks)]  # wait for every one
+        return all(ended)
 
     def closeEvent(self, event) -> None:
         if not self._closing:
