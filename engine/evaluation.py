@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.functions import LOG_EPS, to_indices
+from engine.download import as_cancel_check
+from engine.functions import cross_entropy_error, sum_squared_error, to_indices
 from engine.network import Network
 
 SORT_KEYS = ("confidence", "index")
@@ -85,28 +86,22 @@ def evaluate_model(network: Network, x: np.ndarray, t: np.ndarray, batch_size: i
     num_classes = network.num_classes or 10
     if labels.min() < 0 or labels.max() >= num_classes:
         raise EvaluationError(f"labels must lie in 0..{num_classes - 1}, found {labels.min()}..{labels.max()}")
+    cancelled = as_cancel_check(cancel)
     probs = np.empty((len(x), num_classes), dtype=np.float32)
     for start in range(0, len(x), int(batch_size)):
-        if _is_set(cancel):
+        if cancelled():
             raise EvaluationCancelled("evaluation cancelled")
         probs[start:start + batch_size] = network.predict(x[start:start + batch_size].reshape(
             (-1,) + network.input_shape))
     predictions = probs.argmax(axis=1).astype(np.int64)
-    picked = probs[np.arange(len(labels)), labels].astype(np.float64)
-    loss = float(-np.mean(np.log(picked + LOG_EPS)))  # LOG_EPS keeps a probability of 0 finite
+    # the loss the network was trained with, so it matches the per-epoch test loss of training
+    loss_of = sum_squared_error if network.loss_name == "sum-of-squares" else cross_entropy_error
+    loss = loss_of(probs.astype(np.float64), labels)
     return Evaluation(labels, predictions, probs, loss, confusion_matrix(labels, predictions, num_classes))
 
 
 class EvaluationCancelled(Exception):
     """Raised inside evaluate_model when its cancel flag is set."""
-
-
-def _is_set(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 def cell_indices(evaluation: Evaluation, true: int, pred: int) -> np.ndarray:

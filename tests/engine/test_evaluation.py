@@ -115,3 +115,14 @@ def test_bad_input_is_named():
 def test_confusion_matrix_small_example():
     cm = confusion_matrix(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]), 3)
     np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+
+
+def test_loss_is_the_one_the_network_was_trained_with():
+    from engine.network import make_mlp
+
+    rng = np.random.default_rng(5)
+    x, t = rng.random((50, 784), dtype=np.float32), rng.integers(0, 10, 50)
+    for loss in ("cross-entropy", "sum-of-squares"):
+        net = make_mlp([784, 12, 10], loss=loss, seed=2)
+        expected, _ = net.evaluate(x, t)
+        assert evaluate_model(net, x, t).loss == pytest.approx(expected, rel=1e-4), loss
