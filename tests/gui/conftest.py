@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from app.main_window import MainWindow
 from engine.dataset import Dataset
 from engine.network import make_mlp
 from engine.optimizers import Adam
@@ -36,3 +37,14 @@ def trained(small_dataset):
     train(net, Adam(lr=0.001), small_dataset.x_train, small_dataset.t_train,
           settings=TrainSettings(batch_size=100, epochs=2, eval_train_limit=0))
     return small_dataset, net
+
+
+@pytest.fixture
+def quiet_window(qtbot):
+    """A main window with no dataset and no extra tabs; error boxes are recorded in ``w.errors``, not shown."""
+    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
+    qtbot.addWidget(w)
+    w.errors = []
+    w.show_error = lambda title, text: w.errors.append((title, text))
+    yield w
+    w.close()

@@ -10,7 +10,6 @@ from app.session import Session
 from engine.dataset import Dataset
 from engine.runs import RunRecord
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 
 @pytest.fixture(scope="module")

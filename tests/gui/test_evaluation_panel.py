@@ -11,8 +11,6 @@ from engine.network import make_mlp
 from engine.training import EpochMetrics
 from widgets.mistake_gallery import MistakeGallery
 
-# the offscreen platform cannot resize a top-level window to new size hints and says so; that is not our warning
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
-pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QPushButton  # noqa: E402
@@ -162,7 +160,12 @@ def test_offline_download_offers_the_sample(qtbot, monkeypatch):
     assert w.session.dataset is None
 
 
-def test_download_shows_progress_and_can_be_cancelled(qtbot, monkeypatch):
+@pytest.fixture
+def endless_download(monkeypatch):
+    """Replaces the MNIST download with one that reports some progress, then runs until cancelled.
+
+    Returns an Event set once the (fake) download has started.
+    """
     import engine.datasets as datasets
 
     started = threading.Event()
@@ -176,6 +179,10 @@ def test_download_shows_progress_and_can_be_cancelled(qtbot, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", slow_download)
     monkeypatch.setattr(datasets, "is_cached", lambda name: False)
+    return started
+
+
+def test_download_shows_progress_and_can_be_cancelled(qtbot, endless_download):
     w = make_window(qtbot)
     w.load_dataset("mnist", interactive=True)
     dialog = w.download_dialog
@@ -188,22 +195,10 @@ def test_download_shows_progress_and_can_be_cancelled(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not w.running_tasks(), timeout=5000)
 
 
-def test_closing_during_a_download_stops_it(qtbot, monkeypatch):
-    import engine.datasets as datasets
-
-    started = threading.Event()
-
-    def slow_download(name="mnist", data_dir=None, mirrors=None, progress=None, cancel=None):
-        started.set()
-        while not cancel.wait(0.01):
-            pass
-        raise datasets.DownloadCancelled("download cancelled")
-
-    monkeypatch.setattr(datasets, "load_dataset", slow_download)
-    monkeypatch.setattr(datasets, "is_cached", lambda name: False)
+def test_closing_during_a_download_stops_it(qtbot, endless_download):
     w = make_window(qtbot)
     w.load_dataset("mnist")
-    assert started.wait(5)
+    assert endless_download.wait(5)
     thread = w.dataset_task.thread
     w.close()
     assert thread.isFinished()

@@ -8,7 +8,6 @@ from app.session import Session
 from engine.network import make_mlp
 from engine.weights import save_weights
 
-pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
-pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
 
 from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
@@ -16,13 +14,10 @@ from engine.network import make_mlp  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+def window(qtbot, quiet_window):
+    quiet_window.show()
+    qtbot.waitExposed(quiet_window)
+    return quiet_window
 
 
 def _mouse(widget, kind, x, y, button, buttons):

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
-pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
 
 from PySide6.QtCore import QThread, QTimer  # noqa: E402
 
@@ -34,15 +32,10 @@ def synthetic_dataset(n_train=600, n_test=200, seed=0) -> Dataset:
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
-    qtbot.addWidget(w)
-    w.errors = []
-    w.show_error = lambda title, text: w.errors.append((title, text))
-    w.use_dataset(synthetic_dataset())
-    w.show()
-    yield w
-    w.close()
+def window(quiet_window):
+    quiet_window.use_dataset(synthetic_dataset())
+    quiet_window.show()
+    return quiet_window
 
 
 def configure(w: MainWindow, **changes) -> TrainConfig:

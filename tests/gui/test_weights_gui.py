@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-# The offscreen platform cannot pass size hints to a shown top-level window; harmless.
-pytestmark = pytest.mark.qt_log_ignore("does not support propagateSizeHints")
 pytest.importorskip("engine.weights")
 
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
@@ -19,13 +17,8 @@ from engine.weights import save_weights  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(load_dataset_on_start=False, with_tabs=False)
-    qtbot.addWidget(w)
-    w.errors = []
-    w.show_error = lambda title, text: w.errors.append((title, text))
-    yield w
-    w.close()
+def window(quiet_window):
+    return quiet_window
 
 
 @pytest.fixture
