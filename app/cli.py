@@ -14,6 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import registry
+from engine.data.catalog import load_dataset, text_progress
+from engine.data.images import load_image
+from engine.errors import DigitLabError
+from engine.util import to_jsonable
+from engine.nn.optimizers import DEFAULT_LR
+from engine.train.config import TrainConfig, parse_hidden
+from engine.train.evaluation import evaluate_model
+from engine.train.gradcheck import check_gradients
+from engine.train.loop import TrainControl, train
+from engine.weightfiles.recognise import inspect_weights, load_weights
+from engine.weightfiles.save import save_weights
+
 EXIT_OK, EXIT_ERROR, EXIT_DIVERGED = 0, 1, 3
 
 
@@ -25,44 +38,33 @@ def _say(*parts) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
+def _choice_help(choices, default: str | None = None) -> str:
+    """'relu (max(0, x): learns fastest), sigmoid (…); default relu' from a registry's choices."""
+    text = ", ".join(f"{c.name} ({c.help})" if c.help else c.name for c in choices)
+    return text + (f"; default {default}" if default else "")
+
+
 def _add_data_options(p: argparse.ArgumentParser, default: str | None = "mnist-sample") -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=default, metavar="NAME",
-                   help="mnist, fashion-mnist (downloaded on first use) or mnist-sample (offline, 5,000 digits)"
-                        + (f"; default {default}" if default else ""))
+    g.add_argument("--dataset", default=default, metavar="NAME", help=_choice_help(registry.DATASETS, default))
     g.add_argument("--data-dir", metavar="DIR", help="a folder of IDX files (train-*/t10k-*-ubyte[.gz]); wins over --dataset")
     g.add_argument("--mirror", action="append", metavar="URL",
                    help="download from this base URL instead of the built-in mirrors (repeatable; env DIGITLAB_MIRRORS)")
 
 
 def _add_network_options(p: argparse.ArgumentParser) -> None:
-    from engine.initializers import INITS
-    from engine.layers import ACTIVATIONS, LOSSES
-
     g = p.add_argument_group("network")
-    g.add_argument("--architecture", choices=["mlp", "small-cnn"], default="mlp", help="default mlp")
+    for flag, choices, default in (("--architecture", registry.ARCHITECTURE_CHOICES, "mlp"),
+                                   ("--activation", registry.ACTIVATION_CHOICES, "relu"),
+                                   ("--loss", registry.LOSS_CHOICES, "cross-entropy"),
+                                   ("--init", registry.INIT_CHOICES, "auto")):
+        g.add_argument(flag, choices=registry.names(choices), default=default, help=_choice_help(choices, default))
     g.add_argument("--hidden", default="256,128", metavar="SIZES",
                    help="hidden layer sizes, e.g. 100 or 256,128 (MLP only; default 256,128)")
-    g.add_argument("--activation", choices=list(ACTIVATIONS), default="relu", help="default relu")
-    g.add_argument("--loss", choices=list(LOSSES), default="cross-entropy", help="default cross-entropy")
-    g.add_argument("--init", choices=["auto", *INITS], default="auto",
-                   help="weight init: fixed (std 0.01), xavier, he; auto = He for ReLU, else Xavier")
     g.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default 0)")
 
 
-def _parse_hidden(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise CliError(f"--hidden takes sizes like 100 or 256,128, got {text!r}") from None
-    if any(s < 1 for s in sizes):
-        raise CliError(f"--hidden sizes must be positive, got {text!r}")
-    return sizes
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from engine.optimizers import OPTIMIZERS
-
     parser = argparse.ArgumentParser(
         prog="digitlab",
         description="Watch a neural network learn to read handwritten digits. Without a command, opens the window.",
@@ -74,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     _add_network_options(p)
     g = p.add_argument_group("training")
-    g.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam", help="default adam")
+    g.add_argument("--optimizer", choices=registry.names(registry.OPTIMIZER_CHOICES), default="adam",
+                   help=_choice_help(registry.OPTIMIZER_CHOICES, "adam"))
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's usual one)")
     g.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov (default 0.9)")
     g.add_argument("--batch-size", type=int, default=100, help="default 100")
@@ -108,13 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_override_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model overrides (when the file does not say)")
-    g.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], help="force the hidden activation")
+    g.add_argument("--activation", choices=registry.names(registry.ACTIVATION_CHOICES),
+                   help="force the hidden activation")
     g.add_argument("--input-scale", type=float, choices=[1.0, 255.0], help="1 for pixels in [0,1], 255 for raw [0,255]")
 
 
-def _load_dataset(args, need_train: bool):
-    from engine.datasets import load_dataset, text_progress
+def _hidden(args) -> list[int]:
+    try:
+        return parse_hidden(args.hidden)
+    except ValueError as exc:
+        raise CliError(f"--hidden: {exc}") from None
 
+
+def _load_dataset(args, need_train: bool):
     ds = load_dataset(args.dataset, data_dir=args.data_dir, mirrors=args.mirror, progress=text_progress(sys.stderr))
     if need_train:
         ds.require_train()
@@ -122,19 +131,13 @@ def _load_dataset(args, need_train: bool):
 
 
 def _load_weights(args, probe=None):
-    from engine.weights import load_weights
-
     return load_weights(args.weights, activation=getattr(args, "activation", None),
                         input_scale=getattr(args, "input_scale", None), probe=probe)
 
 
 def cmd_train(args) -> tuple[dict, int]:
-    from engine.config import TrainConfig
-    from engine.optimizers import DEFAULT_LR
-    from engine.training import TrainControl, train
-
     config = TrainConfig(
-        dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=_parse_hidden(args.hidden),
+        dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=_hidden(args),
         activation=args.activation, loss=args.loss, optimizer=args.optimizer,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer], momentum=args.momentum,
         batch_size=args.batch_size, epochs=args.epochs, init=args.init, seed=args.seed,
@@ -181,8 +184,6 @@ def cmd_train(args) -> tuple[dict, int]:
            "saved_to": None}
     _say(result.message)
     if args.save and result.status != "diverged":
-        from engine.weights import save_weights
-
         path = save_weights(network, args.save, metadata={"config": config.to_dict(), "result": result.to_dict()})
         out["saved_to"] = str(Path(path).resolve())
     if final and final.test_accuracy is not None:
@@ -195,8 +196,6 @@ def cmd_train(args) -> tuple[dict, int]:
 
 
 def cmd_evaluate(args) -> tuple[dict, int]:
-    from engine.evaluation import evaluate_model
-
     ds = _load_dataset(args, need_train=False)
     loaded = _load_weights(args, probe=(ds.x_test[:500], ds.t_test[:500]))
     _say(f"{loaded.architecture} from {args.weights} ({loaded.kind})")
@@ -211,8 +210,6 @@ def cmd_evaluate(args) -> tuple[dict, int]:
 
 
 def cmd_predict(args) -> tuple[dict, int]:
-    from engine.images import load_image
-
     loaded = _load_weights(args)
     results = []
     for path in args.images:
@@ -226,10 +223,7 @@ def cmd_predict(args) -> tuple[dict, int]:
 
 
 def cmd_gradcheck(args) -> tuple[dict, int]:
-    from engine.config import TrainConfig
-    from engine.gradcheck import check_gradients
-
-    config = TrainConfig(architecture=args.architecture, hidden=_parse_hidden(args.hidden), activation=args.activation,
+    config = TrainConfig(architecture=args.architecture, hidden=_hidden(args), activation=args.activation,
                          loss=args.loss, init=args.init, seed=args.seed)
     network = config.make_network()
     rng = np.random.default_rng(args.seed)
@@ -250,8 +244,6 @@ def cmd_gradcheck(args) -> tuple[dict, int]:
 
 
 def cmd_inspect(args) -> tuple[dict, int]:
-    from engine.weights import inspect_weights
-
     info = inspect_weights(args.weights)
     _say(info.get("summary") or json.dumps(info, indent=2, default=str))
     return {"command": "inspect", **info}, EXIT_OK
@@ -270,22 +262,14 @@ def main(argv: list[str] | None = None) -> int:
         return gui_main([])
     try:
         out, code = COMMANDS[args.command](args)
-    except (CliError, ValueError, OSError) as exc:
+    except (CliError, DigitLabError, ValueError, OSError) as exc:  # bad input: one line, no traceback
         _say(f"digitlab {args.command}: error: {exc}")
         if args.json:
             print(json.dumps({"command": args.command, "error": str(exc)}))
         return EXIT_ERROR
     if args.json:
-        print(json.dumps(out, default=_json_default))
+        print(json.dumps(to_jsonable(out), default=str))
     return code
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 if __name__ == "__main__":

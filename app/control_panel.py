@@ -1,6 +1,6 @@
 """The left-hand panel: what to train on, which network, how to train it, and the run buttons.
 
-It turns its controls into an ``engine.config.TrainConfig`` and back, and owns the run actions
+It turns its controls into an ``engine.train.config.TrainConfig`` and back, and owns the run actions
 (Start, Pause, ...) with their keyboard shortcuts; it never trains anything itself. While a run is
 going, only the optimizer and its hyper-parameters stay editable: changing them emits
 ``hyperparametersChanged`` / ``optimizerChanged`` so the window can pass them to the running loop.
@@ -12,42 +12,18 @@ import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QValidator
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QLineEdit,
-    QSizePolicy,
-    QSpinBox,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+                               QLineEdit, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from engine.config import ARCHITECTURES, TrainConfig
-from engine.initializers import INITS
-from engine.layers import ACTIVATIONS, LOSSES
-from engine.optimizers import DEFAULT_LR, OPTIMIZERS
+from engine.nn.optimizers import DEFAULT_LR, OPTIMIZERS
+from engine.registry import (ACTIVATION_CHOICES, ARCHITECTURE_CHOICES, DATASETS, INIT_CHOICES, LOSS_CHOICES,
+                             OPTIMIZER_CHOICES, Choice, names)
+from engine.train.config import ConfigError, TrainConfig, parse_hidden
 
-BUILTIN_DATASETS = {
-    "mnist-sample": "MNIST sample (offline, 5,000 digits)",
-    "mnist": "MNIST (70,000 digits, downloaded once)",
-    "fashion-mnist": "Fashion-MNIST (clothes, downloaded once)",
-}
 FOLDER_ITEM = "__folder__"
-ARCHITECTURE_LABELS = {"mlp": "MLP (fully connected)", "small-cnn": "Small CNN"}
-LOSS_LABELS = {"cross-entropy": "Cross-entropy", "sum-of-squares": "Sum of squares"}
-OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
-                    "rmsprop": "RMSprop", "adam": "Adam"}
-INIT_LABELS = {"auto": "Auto (He for ReLU, else Xavier)", "fixed": "Fixed (std 0.01)", "xavier": "Xavier",
-               "he": "He"}
 # Which hyper-parameter rows each optimizer uses (lr always).
 OPTIMIZER_ROWS = {"momentum": ("momentum",), "nesterov": ("momentum",), "adam": ("beta1", "beta2")}
 RUNNING_STATES = ("running", "paused")
-_HIDDEN_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 
 
 class ControlPanelError(ValueError):
@@ -136,9 +112,7 @@ class ControlPanel(QWidget):
 
         data_box = QGroupBox("Data")
         form = QFormLayout(data_box)
-        self.dataset = QComboBox()
-        for name, label in BUILTIN_DATASETS.items():
-            self.dataset.addItem(label, name)
+        self.dataset = _combo(DATASETS)
         self.dataset.addItem("A folder of IDX files…", FOLDER_ITEM)
         self.dataset.setToolTip("Which images to train on. The MNIST sample needs no download; MNIST and "
                                 "Fashion-MNIST are downloaded once and kept; or pick a folder holding IDX files.")
@@ -148,9 +122,7 @@ class ControlPanel(QWidget):
 
         net_box = QGroupBox("Network")
         form = QFormLayout(net_box)
-        self.architecture = QComboBox()
-        for name in ARCHITECTURES:
-            self.architecture.addItem(ARCHITECTURE_LABELS.get(name, name), name)
+        self.architecture = _combo(ARCHITECTURE_CHOICES)
         self.architecture.setToolTip("MLP: every pixel connects to every hidden unit. Small CNN: convolution "
                                      "filters that look at small patches, then a classifier.")
         form.addRow("Architecture", self.architecture)
@@ -159,21 +131,15 @@ class ControlPanel(QWidget):
         self.hidden.setToolTip("Hidden layer sizes of the MLP, separated by commas: 100 is one hidden layer of "
                                "100 units, 256,128 two layers.")
         form.addRow("Hidden layers", self.hidden)
-        self.activation = QComboBox()
-        for name in ACTIVATIONS:
-            self.activation.addItem(name.capitalize() if name != "relu" else "ReLU", name)
+        self.activation = _combo(ACTIVATION_CHOICES)
         self.activation.setToolTip("The non-linearity after each hidden layer. ReLU learns fastest; sigmoid and "
                                    "tanh are the classic S-shaped curves.")
         form.addRow("Activation", self.activation)
-        self.loss = QComboBox()
-        for name in LOSSES:
-            self.loss.addItem(LOSS_LABELS.get(name, name), name)
+        self.loss = _combo(LOSS_CHOICES)
         self.loss.setToolTip("What training minimises: cross-entropy (the usual choice for classes) or the sum "
                              "of squared differences between probabilities and the one-hot label.")
         form.addRow("Loss", self.loss)
-        self.init = QComboBox()
-        for name in ("auto", *INITS):
-            self.init.addItem(INIT_LABELS.get(name, name), name)
+        self.init = _combo(INIT_CHOICES)
         self.init.setToolTip("How the starting weights are drawn. He suits ReLU, Xavier suits sigmoid/tanh; a "
                              "fixed small spread (0.01) shows why scaling matters in deep nets.")
         form.addRow("Weight init", self.init)
@@ -187,9 +153,7 @@ class ControlPanel(QWidget):
         opt_box = QGroupBox("Training")
         form = QFormLayout(opt_box)
         self._opt_form = form
-        self.optimizer = QComboBox()
-        for name in OPTIMIZERS:
-            self.optimizer.addItem(OPTIMIZER_LABELS.get(name, name), name)
+        self.optimizer = _combo(OPTIMIZER_CHOICES)
         self.optimizer.setToolTip("How gradients turn into weight updates. Can be changed while training (the "
                                   "new optimizer starts with fresh internal state).")
         form.addRow("Optimizer", self.optimizer)
@@ -273,13 +237,10 @@ class ControlPanel(QWidget):
         self._update_enabled()
 
     def hidden_sizes(self) -> list[int]:
-        text = self.hidden.text()
-        if not _HIDDEN_RE.match(text):
-            raise ControlPanelError(f"hidden layer sizes must look like 100 or 256,128, got {text!r}")
-        sizes = [int(s) for s in text.split(",")]
-        if any(s < 1 for s in sizes):
-            raise ControlPanelError(f"hidden layer sizes must be positive, got {text!r}")
-        return sizes
+        try:
+            return parse_hidden(self.hidden.text())
+        except ConfigError as exc:
+            raise ControlPanelError(str(exc)) from None
 
     def config(self) -> TrainConfig:
         """The settings as a validated TrainConfig; ControlPanelError says which control is wrong."""
@@ -332,7 +293,7 @@ class ControlPanel(QWidget):
             if not name:
                 self.select_dataset(self._last_dataset)
                 return
-        elif name == self._last_dataset and name in BUILTIN_DATASETS:
+        elif name == self._last_dataset and name in names(DATASETS):
             return  # chosen again: nothing to load (a folder is re-read, its files may have changed)
         self.select_dataset(name)
         self.datasetChosen.emit(name)
@@ -382,8 +343,12 @@ class ControlPanel(QWidget):
             self.configChanged.emit()
 
     def _hidden_edited(self, text: str) -> None:
-        ok = bool(_HIDDEN_RE.match(text)) and all(int(s) > 0 for s in text.split(","))
-        self.hidden.setStyleSheet("" if ok else "QLineEdit { background: #ffe0e0; }")
+        try:
+            parse_hidden(text)
+        except ConfigError:
+            self.hidden.setStyleSheet("QLineEdit { background: #ffe0e0; }")
+        else:
+            self.hidden.setStyleSheet("")
         self._emit_changed()
 
     def _optimizer_changed(self, _index: int) -> None:
@@ -411,3 +376,12 @@ def _select(combo: QComboBox, value) -> None:
     if index < 0:
         raise ControlPanelError(f"{value!r} is not one of the choices of {combo.toolTip().split('.')[0]!r}")
     combo.setCurrentIndex(index)
+
+
+def _combo(choices: tuple[Choice, ...]) -> QComboBox:
+    """A combo box of engine.registry choices: the label shown, the name as data, the help as item tooltip."""
+    combo = QComboBox()
+    for choice in choices:
+        combo.addItem(choice.label, choice.name)
+        combo.setItemData(combo.count() - 1, choice.help, Qt.ToolTipRole)
+    return combo

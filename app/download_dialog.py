@@ -1,7 +1,7 @@
 """Loading a dataset off the GUI thread, with a cancellable progress dialog when it has to be downloaded.
 
-The background job returns the expected dataset problems (offline, cancelled, bad folder) as
-exception *values*, so the window can tell them apart; ``BackgroundTask.failed`` only carries text.
+The background job raises what stops it (``DownloadCancelled``, ``OfflineError``, any ``DatasetError``);
+``BackgroundTask.failed`` carries that exception to the dataset controller, which tells them apart.
 """
 from __future__ import annotations
 
@@ -10,41 +10,30 @@ from typing import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
+import engine.data.catalog as catalog
 from app.threads import BackgroundTask, TaskContext
-
-BUILTIN_NAMES = ("mnist-sample", "mnist", "fashion-mnist")
-DOWNLOADED_NAMES = ("mnist", "fashion-mnist")
 
 
 def dataset_job(name: str) -> Callable[[TaskContext], object]:
     """A function for BackgroundTask: load a built-in dataset by name, or a folder of IDX files by path.
 
-    Progress is reported as (done_bytes, total_bytes, filename); ``ctx.cancelled`` stops a download.
-    Returns the Dataset, or the DatasetError that stopped it.
+    Progress is reported as (done_bytes, total_bytes, filename); ``ctx.cancelled`` stops a download
+    with DownloadCancelled. Returns the Dataset.
     """
 
     def run(ctx: TaskContext):
-        from engine.datasets import DatasetError, load_dataset
-
         def progress(done: int, total: int, filename: str) -> None:
             ctx.report((int(done), int(total or 0), str(filename)))
 
-        try:
-            if name in BUILTIN_NAMES:
-                return load_dataset(name, progress=progress, cancel=ctx.cancelled)
-            return load_dataset(data_dir=name, progress=progress, cancel=ctx.cancelled)
-        except DatasetError as exc:
-            return exc
+        if name in catalog.DATASET_NAMES:
+            return catalog.load_dataset(name, progress=progress, cancel=ctx.cancelled)
+        return catalog.load_dataset(data_dir=name, progress=progress, cancel=ctx.cancelled)
 
     return run
 
 
 def needs_download(name: str) -> bool:
-    if name not in DOWNLOADED_NAMES:
-        return False
-    from engine.datasets import is_cached
-
-    return not is_cached(name)
+    return name in catalog.REMOTE_DATASETS and not catalog.is_cached(name)
 
 
 class DownloadDialog(QProgressDialog):
@@ -64,10 +53,7 @@ class DownloadDialog(QProgressDialog):
         task.finished.connect(self.close)
 
     def on_progress(self, value) -> None:
-        try:
-            done, total, filename = value
-        except (TypeError, ValueError):
-            return
+        done, total, filename = value
         kb_total = max(total // 1024, 0)
         if kb_total:
             self.setMaximum(kb_total)

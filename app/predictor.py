@@ -12,7 +12,7 @@ import time
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engine.preprocess import is_blank, looks_like_digit, mnist_preprocess
+from engine.data.preprocess import is_blank, looks_like_digit, mnist_preprocess
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,5 @@ class Predictor(QObject):
 
 def _digit_message(p: np.ndarray, image28: np.ndarray) -> str | None:
     """None when the drawing looks like something the model knows, else the reason it does not."""
-    verdict = looks_like_digit(p, image28)
-    if isinstance(verdict, tuple):
-        ok, reason = verdict[0], (verdict[1] if len(verdict) > 1 else "")
-    else:
-        ok, reason = bool(verdict), ""
-    if ok:
-        return None
-    return reason or "This does not look like any digit the model knows"
+    ok, reason = looks_like_digit(p, image28)
+    return None if ok else reason

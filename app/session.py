@@ -17,32 +17,49 @@ class SessionError(ValueError):
 
 class Session(QObject):
     networkChanged = Signal(object)  # the current Network (trained here or loaded); emitted on replace/load
-    datasetChanged = Signal(object)  # engine.dataset.Dataset now in use
-    epochFinished = Signal(object)  # engine.training.EpochMetrics, while the current network trains
+    datasetChanged = Signal(object)  # engine.data.dataset.Dataset now in use
+    epochFinished = Signal(object)  # engine.train.loop.EpochMetrics, while the current network trains
     trainingStateChanged = Signal(str)  # one of TRAINING_STATES
     canvasImageRequested = Signal(object)  # a (28, 28) float array to put on the drawing canvas
     modelsChanged = Signal()  # the set of extra open models changed
-    runAdded = Signal(object)  # an engine.runs.RunRecord was added
+    runAdded = Signal(object)  # an engine.train.runs.RunRecord was added
     canvasImageChanged = Signal(object)  # the preprocessed (28, 28) drawing, or None when the canvas is blank
     predictionChanged = Signal(object)  # the current network's (10,) probabilities for the drawing, or None
+    weightsUpdated = Signal()  # the current network's weights changed in place (a training report arrived)
+    networkInfoChanged = Signal()  # network_label, network_details or test_accuracy changed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.network = None
         self.network_label = ""
+        self.network_details = ""  # e.g. how a weight file was read (activation, pixel scale)
+        self.test_accuracy: float | None = None  # of the current network on the current test split, when known
         self.dataset = None
         self.training_state = "idle"
         self.models: dict = {}
         self.runs: list = []
 
-    def set_network(self, network, label: str = "") -> None:
-        """Make ``network`` the one the canvas predicts with and the tabs look at."""
+    def set_network(self, network, label: str = "", details: str = "") -> None:
+        """Make ``network`` the one the canvas predicts with and the tabs look at (its test accuracy is unknown)."""
         self.network = network
         self.network_label = label or (network.describe() if network is not None else "")
+        self.network_details = details
+        self.test_accuracy = None
         self.networkChanged.emit(network)
 
+    def set_network_label(self, label: str) -> None:
+        self.network_label = label
+        self.networkInfoChanged.emit()
+
+    def set_test_accuracy(self, accuracy: float | None) -> None:
+        """The current network's accuracy on the current dataset's test split (None: not known)."""
+        self.test_accuracy = None if accuracy is None else float(accuracy)
+        self.networkInfoChanged.emit()
+
     def set_dataset(self, dataset) -> None:
+        """A new dataset; a test accuracy measured on the previous one no longer holds."""
         self.dataset = dataset
+        self.test_accuracy = None
         self.datasetChanged.emit(dataset)
 
     def set_training_state(self, state: str) -> None:

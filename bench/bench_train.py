@@ -4,6 +4,8 @@ Prints seconds per epoch and samples/s for DigitLab's engine (float32, and book-
 float64), the same epoch's matrix multiplications alone (the floor for any engine on this
 machine), and PyTorch CPU with the same thread count when torch is installed.
 Targets: ≤ 0.8× PyTorch's epoch time, ≤ 2× the matmul-only time.
+Also: the per-iteration time of ``train()`` against ``race()`` of one racer on the same data and
+configuration (both drive the same Stepper; target: within 5%).
 
     python bench/bench_train.py [--repeat 3] [--json]
 """
@@ -16,9 +18,12 @@ import time
 
 import numpy as np
 
-from engine.network import make_mlp
-from engine.optimizers import SGD
-from engine.training import TrainSettings, train
+from engine.data.dataset import Dataset
+from engine.nn.network import make_mlp
+from engine.nn.optimizers import SGD
+from engine.train.config import TrainConfig
+from engine.train.loop import TrainSettings, iterations_per_epoch, train
+from engine.train.race import race
 
 N, BATCH, LR = 60_000, 100, 0.1
 ARCHS = {"784-100-10": [784, 100, 10], "784-256-128-10": [784, 256, 128, 10]}
@@ -44,6 +49,31 @@ def time_digitlab(sizes, x, t, dtype=np.float32) -> float:
     start = time.perf_counter()
     train(net, SGD(LR), x, t, settings=settings)
     return time.perf_counter() - start
+
+
+def race_vs_train(x, t, runs: int) -> dict:
+    """Seconds per iteration of train() and of race() with one racer, same config; runs interleaved, best of each."""
+    cfg = TrainConfig(hidden=[100], activation="relu", optimizer="sgd", lr=LR, batch_size=BATCH, seed=0)
+    iters = iterations_per_epoch(len(x), BATCH)
+    dataset = Dataset("bench", x, t, x[:0], t[:0])
+    settings = TrainSettings(batch_size=BATCH, epochs=1, seed=0, report_every=10**9, eval_train_limit=0)
+
+    def one_train() -> float:
+        start = time.perf_counter()
+        train(cfg.make_network(), cfg.make_optimizer(), x, t, settings=settings)
+        return (time.perf_counter() - start) / iters
+
+    def one_race() -> float:
+        start = time.perf_counter()
+        race([cfg], dataset, iters, report_every=10**9, evaluate_every_epoch=False)
+        return (time.perf_counter() - start) / iters
+
+    trains, races = [], []
+    for _ in range(runs):
+        trains.append(one_train())
+        races.append(one_race())
+    best_train, best_race = min(trains), min(races)
+    return {"train_s_per_iter": best_train, "race_s_per_iter": best_race, "race_vs_train_ratio": best_race / best_train}
 
 
 def time_matmuls(sizes) -> float:
@@ -117,6 +147,13 @@ def main() -> None:
             print(f"  PyTorch CPU        {torch_s:7.3f} s/epoch  DigitLab = {ours / torch_s:.2f}x PyTorch (target <= 0.8)")
         else:
             print("  PyTorch CPU        not installed (pip install torch) - no comparison")
+    side = race_vs_train(x, t, max(5, args.repeat))
+    report["race_vs_train"] = side
+    report["race_vs_train_ratio"] = side["race_vs_train_ratio"]
+    print(f"\n784-100-10 ReLU, SGD, one epoch: train() vs race() of one racer, best of {max(5, args.repeat)} interleaved")
+    print(f"  train()            {side['train_s_per_iter'] * 1e3:7.3f} ms/iteration")
+    print(f"  race(), 1 racer    {side['race_s_per_iter'] * 1e3:7.3f} ms/iteration  "
+          f"ratio {side['race_vs_train_ratio']:.3f} (target within 5%)")
     if args.json:
         print(json.dumps(report))
 

@@ -36,11 +36,11 @@ def wait_for(app: QApplication, condition, seconds: float = 120) -> None:
         settle(app, rounds=1)
 
 
-def labs(app: QApplication) -> None:
-    from app.labs import create_lab_tabs
+def labs(app: QApplication, tasks) -> None:
     from app.session import Session
+    from app.tabs.labs import create_lab_tabs
 
-    tabs = dict(create_lab_tabs(Session()))
+    tabs = dict(create_lab_tabs(Session(), tasks.create))
     d = tabs["Gradient descent"]
     settle(app, d, (1280, 720))
     d.step(100_000)
@@ -60,12 +60,10 @@ def labs(app: QApplication) -> None:
     wait_for(app, lambda: g.last_report is not None)
     settle(app, g)
     g.grab().save("docs/lab-gradients.png")
-    for widget in tabs.values():
-        widget.shutdown()
 
 
 def landscape_3d(app: QApplication) -> None:
-    from widgets.labs.landscape_lab import LandscapeLab
+    from app.tabs.landscape_lab import LandscapeLab
 
     lab = LandscapeLab()
     if lab.view3d is None:
@@ -80,10 +78,10 @@ def landscape_3d(app: QApplication) -> None:
 
 def trained_session():
     from app.session import Session
-    from engine.datasets import load_dataset
-    from engine.network import make_mlp
-    from engine.optimizers import Adam
-    from engine.training import TrainSettings, train
+    from engine.data.catalog import load_dataset
+    from engine.nn.network import make_mlp
+    from engine.nn.optimizers import Adam
+    from engine.train.loop import TrainSettings, train
 
     ds = load_dataset("mnist-sample")
     net = make_mlp([784, 100, 10], seed=0)
@@ -94,10 +92,10 @@ def trained_session():
     return session
 
 
-def confusion(app: QApplication, session) -> None:
-    from app.evaluation_panel import EvaluationPanel
+def confusion(app: QApplication, session, tasks) -> None:
+    from app.tabs.evaluation import EvaluationPage
 
-    p = EvaluationPanel(session)
+    p = EvaluationPage(session, tasks)
     settle(app, p, (1150, 620))
     wait_for(app, lambda: p.evaluation is not None and not p.is_busy())
     cm = p.evaluation.confusion
@@ -105,13 +103,12 @@ def confusion(app: QApplication, session) -> None:
     p.show_cell(int(i), int(j))
     settle(app, p)
     p.grab().save("docs/confusion.png")
-    p.shutdown()
 
 
-def race(app: QApplication, session) -> None:
-    from app.compare_panel import ComparePanel
+def race(app: QApplication, session, tasks) -> None:
+    from app.tabs.compare import ComparePage
 
-    c = ComparePanel(session)
+    c = ComparePage(session, tasks)
     settle(app, c, (1150, 650))
     c.iterations_spin.setValue(1000)
     done = []
@@ -120,41 +117,68 @@ def race(app: QApplication, session) -> None:
     wait_for(app, lambda: bool(done))
     settle(app, c)
     c.grab().save("docs/race.png")
-    c.shutdown()
 
 
-def models(app: QApplication, session) -> None:
-    from app.models_panel import ModelsPanel
-    from engine.network import make_mlp
-    from engine.optimizers import SGD
-    from engine.training import TrainSettings, train
+class _Host:
+    """The dialogs a controller may ask for; making pictures never opens a file, so none is shown."""
+
+    def show_error(self, title: str, text: str) -> None:
+        raise RuntimeError(f"{title}: {text}")
+
+    show_info = show_error
+
+    def ask_yes_no(self, title: str, text: str) -> bool:
+        return False
+
+    def ask_open_path(self):
+        return None
+
+    def ask_save_path(self):
+        return None, ""
+
+    def show_status(self, text: str, timeout_ms: int = 0) -> None:
+        pass
+
+
+def models(app: QApplication, session, tasks) -> None:
+    from app.controllers.weightfiles import WeightFileController
+    from app.settings import AppSettings
+    from app.tabs.models import ModelsPage
+    from engine.nn.network import make_mlp
+    from engine.nn.optimizers import SGD
+    from engine.train.loop import TrainSettings, train
 
     ds, net = session.dataset, session.network
     book = make_mlp([784, 50, 100, 10], activation="sigmoid", seed=1)
     train(book, SGD(lr=0.5), ds.x_train, ds.t_train, settings=TrainSettings(batch_size=100, epochs=4))
     session.add_model("book MLP 784-50-100-10 sigmoid", book)
-    m = ModelsPanel(session)
+    m = ModelsPage(session, WeightFileController(session, tasks, AppSettings(), _Host()))
     pa, pb = net.predict(ds.x_test), book.predict(ds.x_test)
     disagree = np.flatnonzero(pa.argmax(1) != pb.argmax(1))  # a digit the two models read differently
     k = disagree[np.argmax(np.minimum(pa[disagree].max(1), pb[disagree].max(1)))] if len(disagree) else 0
     m.set_image(ds.x_test[k].reshape(28, 28))
     settle(app, m, (1000, 520))
     m.grab().save("docs/models.png")
-    m.shutdown()
 
 
 def main(argv: list[str]) -> int:
+    from app.threads import TaskRegistry
+
     which = argv or ALL
     app = QApplication.instance() or QApplication([])
-    if "labs" in which:
-        labs(app)
-    if "landscape-3d" in which:
-        landscape_3d(app)
-    if {"confusion", "race", "models"} & set(which):
-        session = trained_session()
-        for name, make in (("confusion", confusion), ("race", race), ("models", models)):
-            if name in which:
-                make(app, session)
+    tasks = TaskRegistry()  # as in the window: every background task, stopped and waited for at the end
+    try:
+        if "labs" in which:
+            labs(app, tasks)
+        if "landscape-3d" in which:
+            landscape_3d(app)
+        if {"confusion", "race", "models"} & set(which):
+            session = trained_session()
+            for name, make in (("confusion", confusion), ("race", race), ("models", models)):
+                if name in which:
+                    make(app, session, tasks)
+    finally:
+        tasks.shutdown()
     return 0
 
 

@@ -32,3 +32,16 @@ def shared_mnist_dir() -> Path:
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"the real MNIST test set is not at {SHARED_MNIST} (see shared/datasets/README.md)")
     return SHARED_MNIST
+
+
+@pytest.fixture
+def show(qtbot):
+    """``show(widget, width, height)``: the widget on screen at that size (closed after the test), once exposed."""
+    def shown(widget, width: int, height: int):
+        qtbot.addWidget(widget)
+        widget.resize(width, height)
+        widget.show()
+        qtbot.waitExposed(widget)
+        return widget
+
+    return shown

@@ -6,8 +6,9 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from engine.preprocess import is_blank as _is_blank
-from engine.preprocess import resize_image
+from engine.data.preprocess import is_blank as _is_blank
+from engine.data.preprocess import resize_image
+from widgets.image_input import as_2d_image
 
 
 class CanvasError(ValueError):
@@ -103,11 +104,7 @@ class DigitCanvas(QWidget):
 
     def set_image(self, img: np.ndarray) -> None:
         """Show a digit (e.g. 28×28 from the test set, ink 1.0 on 0.0) enlarged to fill the canvas; emits drawingChanged."""
-        arr = np.asarray(img)
-        if arr.ndim == 1 and arr.size == 784:
-            arr = arr.reshape(28, 28)
-        if arr.ndim != 2 or arr.size == 0:
-            raise CanvasError(f"DigitCanvas.set_image: expected a 2-D image such as 28×28, got shape {arr.shape}")
+        arr = as_2d_image(img, "DigitCanvas.set_image", CanvasError)
         if arr.dtype == np.uint8:
             arr = arr.astype(np.float32) / 255.0
         try:

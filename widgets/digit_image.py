@@ -6,6 +6,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from widgets.image_input import as_2d_image
+
 
 class DigitImageError(ValueError):
     """The array cannot be shown as an image."""
@@ -27,11 +29,7 @@ class DigitImage(QWidget):
             self._pixels, self._qimage = None, None
             self.update()
             return
-        a = np.asarray(arr)
-        if a.ndim == 1 and a.size == 784:
-            a = a.reshape(28, 28)
-        if a.ndim != 2 or a.size == 0:
-            raise DigitImageError(f"DigitImage.set_image: expected a 2-D image such as 28×28, got shape {a.shape}")
+        a = as_2d_image(arr, "DigitImage.set_image", DigitImageError)
         if a.dtype == np.uint8:
             pixels = a.copy()
         else:
@@ -47,10 +45,6 @@ class DigitImage(QWidget):
     def image(self) -> np.ndarray | None:
         """What is shown, as float32 in [0, 1], or None."""
         return None if self._pixels is None else self._pixels.astype(np.float32) / 255.0
-
-    def set_caption(self, caption: str) -> None:
-        self._caption = caption
-        self.update()
 
     def caption(self) -> str:
         return self._caption

@@ -2,12 +2,15 @@
 
 Training reports arrive far more often than a screen can usefully redraw, so appends only
 write into preallocated NumPy buffers (grown by doubling) and an internal timer redraws
-at most every REDRAW_MS milliseconds when something new arrived.
+at most every REDRAW_MS milliseconds when something new arrived. Overlays (other runs, live race
+curves) work the same way: ``append_overlay`` writes into their own growing buffers, and an
+optional transform (e.g. smoothing) is applied to them only when they are redrawn.
 """
 from __future__ import annotations
 
 import math
 import os
+from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -43,23 +46,53 @@ def _finite_or_nan(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def _grown(buffer: np.ndarray, n: int, needed: int) -> np.ndarray:
+    """``buffer`` if it holds ``needed`` values, else a copy of its first ``n`` in one at least twice as big."""
+    if needed <= buffer.size:
+        return buffer
+    out = np.empty(max(buffer.size * 2, needed), dtype=np.float64)
+    out[:n] = buffer[:n]
+    return out
+
+
+class _Overlay:
+    """One comparison curve: its points in buffers grown by doubling, drawn (transformed) at redraw time."""
+
+    def __init__(self, item: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+        self.item = item
+        self.n = 0
+        self.x, self.y = np.empty(0), np.empty(0)
+        self.append(x, y)
+
+    def append(self, x: np.ndarray, y: np.ndarray) -> None:
+        n, k = self.n, x.size
+        self.x, self.y = _grown(self.x, n, n + k), _grown(self.y, n, n + k)
+        self.x[n:n + k] = x
+        self.y[n:n + k] = y
+        self.n = n + k
+        self.dirty = True
+
+    def draw(self, transform) -> None:
+        y = self.y[:self.n]
+        self.item.setData(self.x[:self.n], y if transform is None or self.n == 0 else transform(y))
+        self.dirty = False
+
+
 class LossPlot(QWidget):
     """Loss (top) and accuracy (bottom) against the iteration number, sharing the x axis."""
 
     def __init__(self, parent: QWidget | None = None, smoothing: float = 0.95) -> None:
         super().__init__(parent)
         self._n = 0
-        self._x = np.empty(0)
-        self._raw = np.empty(0)
-        self._smooth = np.empty(0)
-        self._grow(INITIAL_CAPACITY)
+        self._x, self._raw, self._smooth = (np.empty(INITIAL_CAPACITY) for _ in range(3))
         self._ema: float | None = None
         self._beta = 0.0
         self.set_smoothing(smoothing)
         self._epochs: list[tuple[int, int, float, float, float, float]] = []
         self._epoch_lines: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
         self._log = False
-        self._overlays: dict[str, pg.PlotDataItem] = {}
+        self._overlays: dict[str, _Overlay] = {}
+        self._overlay_transform: Callable[[np.ndarray], np.ndarray] | None = None
         self._x_extent: float | None = None
         self._follow = True  # the plot fits its ranges to the data until the person zooms or pans
         self._dirty = False
@@ -139,9 +172,8 @@ class LossPlot(QWidget):
         k = values.size
         if k == 0:
             return
-        if self._n + k > self._x.size:
-            self._grow(max(self._x.size * 2, self._n + k))
         start = self._n
+        self._x, self._raw, self._smooth = (_grown(b, start, start + k) for b in (self._x, self._raw, self._smooth))
         self._x[start:start + k] = np.arange(start + 1, start + k + 1, dtype=np.float64)
         self._raw[start:start + k] = values
         beta, ema = self._beta, self._ema
@@ -206,35 +238,62 @@ class LossPlot(QWidget):
         return self._log
 
     # ----- overlays: other runs to compare against -----
-    def add_overlay(self, key: str, label: str, iterations: np.ndarray, losses: np.ndarray, color=None) -> None:
+    def add_overlay(self, key: str, label: str, iterations=(), losses=(), color=None) -> None:
         """Another loss curve (e.g. an earlier run) drawn dashed on the loss plot; replaces one with the same key."""
         if key in self._overlays:
             self.remove_overlay(key)
         x, y = self._overlay_data(key, iterations, losses)
-        if color is None:
-            color = OVERLAY_COLOURS[len(self._overlays) % len(OVERLAY_COLOURS)]
-        item = self.loss_plot.plot(x, y, pen=pg.mkPen(color, width=1.8, style=pg.QtCore.Qt.PenStyle.DashLine),
-                                   name=label)
+        color = color or OVERLAY_COLOURS[len(self._overlays) % len(OVERLAY_COLOURS)]
+        item = self.loss_plot.plot(pen=pg.mkPen(color, width=1.8, style=pg.QtCore.Qt.PenStyle.DashLine), name=label)
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
-        self._overlays[key] = item
+        self._overlays[key] = _Overlay(item, x, y)
         self._schedule()
 
-    def update_overlay(self, key: str, iterations: np.ndarray, losses: np.ndarray) -> None:
-        item = self._overlay(key)
-        item.setData(*self._overlay_data(key, iterations, losses))
+    def append_overlay(self, key: str, losses, iterations=None) -> None:
+        """Grow an overlay (a curve that is still being made); iterations default to the ones after its last."""
+        overlay = self._overlay(key)
+        y = _as_series(losses, "losses")
+        if iterations is None:
+            last = overlay.x[overlay.n - 1] if overlay.n else 0.0
+            iterations = np.arange(1, y.size + 1, dtype=np.float64) + last
+        overlay.append(*self._overlay_data(key, iterations, y))
+        self._schedule()
+
+    def update_overlay(self, key: str, iterations, losses) -> None:
+        """Replace an overlay's points."""
+        overlay = self._overlay(key)
+        overlay.n = 0
+        overlay.append(*self._overlay_data(key, iterations, losses))
         self._schedule()
 
     def remove_overlay(self, key: str) -> None:
-        item = self._overlay(key)
-        self.loss_plot.removeItem(item)  # also removes its legend entry
+        overlay = self._overlay(key)
+        self.loss_plot.removeItem(overlay.item)  # also removes its legend entry
         del self._overlays[key]
         self._schedule()
 
     def overlay_keys(self) -> list[str]:
         return list(self._overlays)
 
-    def _overlay(self, key: str) -> pg.PlotDataItem:
+    def overlay_data(self, key: str, drawn: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of an overlay's points as given, or as last ``drawn`` (after the overlay transform)."""
+        o = self._overlay(key)
+        x, y = o.item.getOriginalDataset() if drawn else (o.x[:o.n], o.y[:o.n])
+        return tuple(np.array([] if a is None else a, dtype=np.float64) for a in (x, y))
+
+    def overlay_capacity(self, key: str) -> int:
+        """How many points the overlay's buffers hold before they must grow (they double)."""
+        return self._overlay(key).x.size
+
+    def set_overlay_transform(self, transform: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """A function overlays go through when drawn (e.g. smoothing; same length out); None: as given."""
+        self._overlay_transform = transform
+        for overlay in self._overlays.values():
+            overlay.dirty = True
+        self._schedule()
+
+    def _overlay(self, key: str) -> "_Overlay":
         try:
             return self._overlays[key]
         except KeyError:
@@ -273,13 +332,6 @@ class LossPlot(QWidget):
         return QSize(240, 200)
 
     # ----- internals -----
-    def _grow(self, capacity: int) -> None:
-        for name in ("_x", "_raw", "_smooth"):
-            old = getattr(self, name)
-            new = np.empty(capacity, dtype=np.float64)
-            new[:self._n] = old[:self._n]
-            setattr(self, name, new)
-
     def _schedule(self) -> None:
         self._dirty = True
         if not self._timer.isActive():
@@ -308,6 +360,9 @@ class LossPlot(QWidget):
         else:
             for item in (self._train_points, self._test_points, self._train_acc, self._test_acc):
                 item.setData([], [])
+        for overlay in self._overlays.values():
+            if overlay.dirty:
+                overlay.draw(self._overlay_transform)
         if self._follow:
             self._fit_ranges()
 
@@ -320,8 +375,8 @@ class LossPlot(QWidget):
         losses += [e[:, 2], e[:, 4]]
         if len(e):
             x_hi = max(x_hi, float(e[:, 1].max()))
-        for item in self._overlays.values():
-            ox, oy = item.getOriginalDataset()
+        for overlay in self._overlays.values():
+            ox, oy = overlay.item.getOriginalDataset()
             if ox is not None and len(ox):
                 x_hi = max(x_hi, float(np.nanmax(ox)))
                 losses.append(np.asarray(oy, float))

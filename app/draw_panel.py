@@ -1,0 +1,89 @@
+"""The right-hand column: draw a digit, see it as the network does, and read the ten probabilities.
+
+It follows the session: a new or retrained network re-predicts the drawing, a test image sent
+by a tab lands on the canvas, and the drawing and prediction go back out for the other tabs
+(``Session.canvasImageChanged`` / ``predictionChanged``). The stroke-to-bars path itself is in
+``app.predictor``.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from app.predictor import Predictor
+from app.session import Session
+from widgets.canvas import DigitCanvas
+from widgets.digit_image import DigitImage
+from widgets.probability_bars import ProbabilityBars
+
+MODEL_TIP = "The network the canvas predicts with"
+
+
+class DrawPanel(QWidget):
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(QLabel("<b>Draw a digit</b> (left button; right-click clears)"))
+        self.canvas = DigitCanvas()
+        layout.addWidget(self.canvas, 0, Qt.AlignHCenter)
+        row = QHBoxLayout()
+        self.digit_image = DigitImage()
+        self.digit_image.setToolTip("Your drawing as the network sees it: cropped, scaled into 20×20 and "
+                                    "centred by mass in 28×28, like the MNIST digits")
+        self.digit_image.setFixedSize(112, 112)
+        row.addWidget(self.digit_image)
+        side = QVBoxLayout()
+        side.addWidget(QLabel("What the network sees\n(28×28, centred)"))
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setShortcut(QKeySequence("Ctrl+L"))
+        self.clear_button.setToolTip("Clear the drawing (Ctrl+L, or right-click on the canvas)")
+        side.addWidget(self.clear_button)
+        side.addStretch(1)
+        row.addLayout(side)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.bars = ProbabilityBars()
+        self.bars.setToolTip("How likely the current network thinks each class is for your drawing")
+        self.bars.setMinimumHeight(180)
+        layout.addWidget(self.bars, 1)
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.model_label.setToolTip(MODEL_TIP)
+        layout.addWidget(self.model_label)
+        self.predictor = Predictor(self.canvas, self.digit_image, self.bars, self)
+
+        self.clear_button.clicked.connect(self.canvas.clear)
+        session.networkChanged.connect(self._network_changed)
+        session.networkInfoChanged.connect(self.update_model_label)
+        session.datasetChanged.connect(self._dataset_changed)
+        session.weightsUpdated.connect(self.predictor.refresh)
+        session.canvasImageRequested.connect(self.canvas.set_image)
+        self.predictor.imageChanged.connect(session.canvasImageChanged)
+        self.predictor.predicted.connect(session.predictionChanged)
+        self._network_changed(session.network)
+
+    def _network_changed(self, network) -> None:
+        self.predictor.set_network(network)
+        self.update_model_label()
+
+    def _dataset_changed(self, dataset) -> None:
+        self.bars.set_labels(list(dataset.classes))
+        self.update_model_label()
+
+    def update_model_label(self) -> None:
+        s = self.session
+        if s.network is None:
+            self.model_label.setText("No network")
+            self.model_label.setToolTip(MODEL_TIP)
+            return
+        lines = [f"<b>Network:</b> {s.network_label or s.network.describe()}"]
+        if s.network_details:
+            lines.append(s.network_details)
+        if s.test_accuracy is not None and s.dataset is not None:
+            lines.append(f"Test accuracy on {s.dataset.name}: <b>{s.test_accuracy:.1%}</b>")
+        self.model_label.setText("<br>".join(lines))
+        self.model_label.setToolTip(MODEL_TIP + (f"\n{s.network_details}" if s.network_details else ""))

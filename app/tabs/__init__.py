@@ -1,0 +1,1 @@
+"""one module per page"""

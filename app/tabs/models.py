@@ -1,0 +1,146 @@
+"""The "Models" tab: one drawing, many models — every open network's ten probabilities side by side.
+
+The network being trained (session.network) and any weight files opened here (session.models)
+classify the same preprocessed 28×28 drawing, so a person sees at a glance where, say, the book's
+MLP and their own network disagree. Files are opened by the window's weight-file controller, the
+same way as File ▸ Open, only as an extra model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
+
+from app.controllers.weightfiles import WeightFileController
+from app.session import Session
+from widgets.digit_image import DigitImage
+from widgets.probability_bars import ProbabilityBars
+
+
+class ModelsPage(QWidget):
+    def __init__(self, session: Session, weightfiles: WeightFileController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.weightfiles = weightfiles
+        self.image: np.ndarray | None = None
+
+        self.open_button = QPushButton("Open weights…")
+        self.open_button.setToolTip("Load another weight file (e.g. the book's sample_weight.pkl) to compare.")
+        self.open_button.clicked.connect(lambda: weightfiles.open(as_model=True))
+        self.remove_button = QPushButton("Close model")
+        self.remove_button.setToolTip("Close the selected extra model (the trained network stays).")
+        self.remove_button.clicked.connect(self._remove_clicked)
+        self.model_list = QListWidget()
+        self.model_list.setToolTip("The models that classify the drawing.")
+        self.model_list.currentRowChanged.connect(lambda _row: self._update_buttons())
+        self.digit = DigitImage(caption="what the models see")
+        self.bars = ProbabilityBars()
+        self.verdict = QLabel("Draw a digit on the canvas at the right.")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        side = QVBoxLayout()
+        side.addWidget(QLabel("Open models"))
+        side.addWidget(self.model_list, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.remove_button)
+        side.addLayout(buttons)
+        side.addWidget(self.digit)
+        side.addWidget(self.status)
+        main = QVBoxLayout()
+        main.addWidget(self.verdict)
+        main.addWidget(self.bars, 1)
+        layout = QHBoxLayout(self)
+        layout.addLayout(side, 1)
+        layout.addLayout(main, 3)
+
+        session.networkChanged.connect(self.refresh)
+        session.networkInfoChanged.connect(self.refresh)  # e.g. "(training)" became "(finished, 3 epochs)"
+        session.weightsUpdated.connect(self._predict)  # the network being trained learned more
+        session.modelsChanged.connect(self.refresh)
+        session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
+        weightfiles.modelAdded.connect(lambda name, summary: self.status.setText(f"Opened {name}. {summary}"))
+        weightfiles.loadFailed.connect(lambda path, _exc: self.status.setText(f"Could not open {Path(path).name}."))
+        self.refresh()
+
+    # ----- models -----
+    def models(self) -> dict:
+        """Display name -> Network, the trained one first."""
+        out = {}
+        if self.session.network is not None:
+            out[self.session.network_label or "current network"] = self.session.network
+        for name, net in self.session.models.items():
+            out[name if name not in out else f"{name} (file)"] = net
+        return out
+
+    def refresh(self, *_args) -> None:
+        names = list(self.models())
+        self.model_list.clear()
+        self.model_list.addItems(names)
+        self._predict()
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        item = self.model_list.currentItem()
+        self.remove_button.setEnabled(item is not None and item.text() in self.session.models)
+
+    def _remove_clicked(self) -> None:
+        item = self.model_list.currentItem()
+        if item is not None:
+            self.session.remove_model(item.text())
+
+    # ----- the drawing -----
+    def set_image(self, img28) -> None:
+        """The preprocessed (28, 28) drawing in [0, 1], or None when the canvas is blank."""
+        if img28 is not None:
+            img28 = np.asarray(img28, dtype=np.float32)
+            if img28.size != 784:
+                raise ValueError(f"ModelsPage.set_image expects a 28×28 image, got shape {img28.shape}")
+            img28 = img28.reshape(28, 28)
+        self.image = img28
+        self.digit.set_image(img28)
+        self._predict()
+
+    def predictions(self) -> dict:
+        """Display name -> probabilities (10,) for the current image, or None for a model that cannot read it."""
+        if self.image is None:
+            return {}
+        out = {}
+        for name, net in self.models().items():
+            try:
+                out[name] = np.asarray(net.predict(self.image), dtype=np.float64).reshape(-1)
+            except ValueError:
+                out[name] = None  # e.g. a model for another input size
+        return out
+
+    def _predict(self) -> None:
+        models = self.models()
+        if not models:
+            self.bars.set_probabilities(None, "No model yet: train one or open a weight file.")
+            self.verdict.setText("No model open.")
+            return
+        if self.image is None:
+            self.bars.set_series({name: None for name in models}, "Draw a digit")
+            self.verdict.setText("Draw a digit on the canvas at the right; every open model will read it.")
+            return
+        preds = self.predictions()
+        self.bars.set_series(preds)
+        self.verdict.setText(describe_agreement(preds))
+
+
+def describe_agreement(preds: dict) -> str:
+    """'All 2 models say 3.' or 'The models disagree: A says 3 (95%), B says 5 (60%).'"""
+    answers = {name: (int(np.argmax(p)), float(np.max(p))) for name, p in preds.items() if p is not None}
+    if not answers:
+        return "No model can read this image."
+    parts = ", ".join(f"{name} says {c} ({p:.0%})" for name, (c, p) in answers.items())
+    classes = {c for c, _ in answers.values()}
+    if len(classes) == 1:
+        c = classes.pop()
+        return f"All {len(answers)} models say {c}: {parts}." if len(answers) > 1 else f"{parts}."
+    return f"The models disagree: {parts}."

@@ -1,0 +1,139 @@
+"""Numerically stable primitives and numerical differentiation (the book's ``common/functions.py``)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+LOG_EPS = 1e-7  # added inside log so that a probability of exactly 0 gives a large finite loss, not inf
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a negative argument only: exp(-x) for large negative x would overflow
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0)
+
+
+def step_function(x: np.ndarray) -> np.ndarray:
+    return (np.asarray(x) > 0).astype(np.int64)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; works for one vector or a batch."""
+    # subtracting the max leaves the result unchanged and keeps exp() from overflowing
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def to_indices(t: np.ndarray) -> np.ndarray:
+    """Class indices from labels given either as indices (N,) or one-hot (N, C)."""
+    t = np.asarray(t)
+    if t.ndim == 2:
+        return t.argmax(axis=1)
+    return t.astype(np.int64, copy=False)
+
+
+def one_hot(t: np.ndarray, num_classes: int, dtype=np.float32) -> np.ndarray:
+    """One-hot rows from labels given as indices or already one-hot."""
+    t = np.asarray(t)
+    if t.ndim == 2 and t.shape[1] == num_classes:
+        return t.astype(dtype, copy=False)
+    t = t.reshape(-1).astype(np.int64)
+    out = np.zeros((t.size, num_classes), dtype=dtype)
+    out[np.arange(t.size), t] = 1
+    return out
+
+
+def _as_batch(y: np.ndarray, t: np.ndarray):
+    y = np.asarray(y)
+    t = np.asarray(t)
+    if y.ndim == 1:
+        y = y.reshape(1, -1)
+        t = t.reshape(1, -1) if t.size == y.size else t.reshape(1)
+    return y, t
+
+
+def cross_entropy_error(y: np.ndarray, t: np.ndarray) -> float:
+    """The book's mean cross-entropy of probabilities ``y`` (indices or one-hot labels), with +1e-7 in the log.
+
+    Kept for the loss-function lab, which teaches this formula; a loss caps at -log(1e-7) ≈ 16.1 per
+    sample, so networks are trained and evaluated with ``softmax_cross_entropy`` on their scores instead.
+    """
+    y, t = _as_batch(y, t)
+    if t.size == y.size:
+        t = t.argmax(axis=1)
+    n = y.shape[0]
+    return float(-np.sum(np.log(y[np.arange(n), t.astype(np.int64)] + LOG_EPS)) / n)
+
+
+def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
+    """Sum of squares 0.5*Σ(y-t)², averaged over the batch (a single sample is a batch of one)."""
+    y, t = _as_batch(y, t)
+    t = one_hot(t, y.shape[1], dtype=y.dtype) if t.size != y.size else t
+    return float(0.5 * np.sum((y - t) ** 2) / y.shape[0])
+
+
+def softmax_cross_entropy(scores: np.ndarray, t: np.ndarray) -> float:
+    """Mean cross-entropy of softmax(``scores``) against labels (indices or one-hot), exact, from the logits.
+
+    Training, ``Network.evaluate`` and ``evaluate_model`` all compute the cross-entropy loss here.
+    """
+    s, t = _as_batch(scores, t)
+    s = s.astype(np.float64, copy=False)
+    idx = to_indices(t).reshape(-1)
+    # log-softmax with the max subtracted: exp() cannot overflow and a probability that underflows to 0
+    # still gives its exact (large, finite) loss instead of needing the +1e-7 of cross_entropy_error
+    shifted = s - np.max(s, axis=1, keepdims=True)
+    log_sums = np.log(np.sum(np.exp(shifted), axis=1))
+    return float(np.sum(log_sums - shifted[np.arange(len(idx)), idx]) / len(idx))
+
+
+def softmax_squared_error(scores: np.ndarray, t: np.ndarray) -> float:
+    """Sum of squares 0.5*Σ(softmax(``scores``) - t)², averaged over the batch (the book squares probabilities)."""
+    s, t = _as_batch(scores, t)
+    y = softmax(s.astype(np.float64, copy=False))
+    return sum_squared_error(y, t)
+
+
+def numerical_diff(f: Callable[[float], float], x: float, h: float = 1e-4) -> float:
+    """Central difference (f(x+h) - f(x-h)) / 2h: error O(h²), not O(h) like the forward difference."""
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+def forward_diff(f: Callable[[float], float], x: float, h: float = 1e-4) -> float:
+    """Forward difference, kept to show why the central one is better (and what h=1e-50 does)."""
+    return (f(x + h) - f(x)) / h
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Gradient of ``f`` at ``x`` by central differences, one element at a time.
+
+    ``x`` is perturbed in place and restored, so ``f`` may ignore its argument
+    and read ``x`` through a closure (the book's ``lambda W: net.loss(x, t)``).
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"numerical_gradient needs a float array, got dtype {x.dtype}")
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)  # a view: writes go to x
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient needs a contiguous array it can perturb in place")
+    gflat = grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fxh1 = f(x)
+        flat[i] = old - h
+        fxh2 = f(x)
+        flat[i] = old
+        gflat[i] = (fxh1 - fxh2) / (2 * h)
+    return grad.astype(x.dtype, copy=False)

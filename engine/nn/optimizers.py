@@ -1,0 +1,189 @@
+"""Optimizers with one method, ``update(params, grads)``, over dicts of named arrays (updated in place).
+
+State (velocities, squared-gradient sums) is created lazily on the first update,
+so one optimizer can serve any network. Hyper-parameters may be changed between
+updates with ``set(**values)``; bad values raise ``ValueError`` naming the value.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _check(name: str, value, low: float, high: float | None = None, low_inclusive: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    bad = not math.isfinite(v) or (v < low if low_inclusive else v <= low) or (high is not None and v >= high)
+    if bad:
+        lo = f"{'≥' if low_inclusive else '>'} {low}"
+        rng = f"{lo} and < {high}" if high is not None else lo
+        raise ValueError(f"{name} must be {rng}, got {value!r}")
+    return v
+
+
+class Optimizer:
+    """Base class: holds validated hyper-parameters."""
+
+    name = "optimizer"
+    # hyper-parameter -> (low bound, high bound or None, low inclusive)
+    limits: dict = {"lr": (0.0, None, False)}
+
+    def __init__(self, **values) -> None:
+        self.set(**values)
+
+    def set(self, **values) -> None:
+        checked = {}
+        for key, value in values.items():
+            if key not in self.limits:
+                raise ValueError(f"{self.name} has no hyper-parameter {key!r} (it has {', '.join(self.limits)})")
+            checked[key] = _check(key, value, *self.limits[key])
+        for key, value in checked.items():
+            setattr(self, key, value)
+
+    def hyperparameters(self) -> dict:
+        return {key: getattr(self, key) for key in self.limits}
+
+    def update(self, params: dict, grads: dict) -> None:
+        raise NotImplementedError
+
+    def _state(self, name: str, params: dict) -> dict:
+        """Per-parameter state (velocities, squared-gradient sums), zeros on first use: one optimizer serves any network."""
+        state = getattr(self, name)
+        if state is None:
+            state = {k: np.zeros_like(v) for k, v in params.items()}
+            setattr(self, name, state)
+        return state
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__(lr=lr)
+
+    def update(self, params, grads):
+        for key in params:
+            params[key] -= self.lr * grads[key]
+
+
+class Momentum(Optimizer):
+    name = "momentum"
+    limits = {"lr": (0.0, None, False), "momentum": (0.0, 1.0, True)}
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr=lr, momentum=momentum)
+        self.v = None
+
+    def update(self, params, grads):
+        velocities = self._state("v", params)
+        for key in params:
+            v = velocities[key]
+            v *= self.momentum
+            v -= self.lr * grads[key]
+            params[key] += v
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient in the book's reformulation (evaluated at the current point).
+
+    Same hyper-parameters and velocity as Momentum; only the step differs.
+    """
+
+    name = "nesterov"
+
+    def update(self, params, grads):
+        velocities = self._state("v", params)
+        m, lr = self.momentum, self.lr
+        for key in params:
+            v, g = velocities[key], grads[key]
+            # the step uses the velocity from before this update: x += m²·v - (1+m)·lr·g, then v = m·v - lr·g
+            params[key] += m * m * v
+            params[key] -= (1 + m) * lr * g
+            v *= m
+            v -= lr * g
+
+
+class AdaGrad(Optimizer):
+    name = "adagrad"
+    limits = {"lr": (0.0, None, False), "eps": (0.0, None, False)}
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
+        super().__init__(lr=lr, eps=eps)
+        self.h = None
+
+    def update(self, params, grads):
+        sums = self._state("h", params)
+        for key in params:
+            g = grads[key]
+            sums[key] += g * g
+            # eps keeps the first steps finite where a gradient has been exactly zero so far
+            params[key] -= self.lr * g / (np.sqrt(sums[key]) + self.eps)
+
+
+class RMSprop(Optimizer):
+    name = "rmsprop"
+    limits = {"lr": (0.0, None, False), "decay": (0.0, 1.0, True), "eps": (0.0, None, False)}
+
+    def __init__(self, lr: float = 0.01, decay: float = 0.99, eps: float = 1e-7) -> None:
+        super().__init__(lr=lr, decay=decay, eps=eps)
+        self.h = None
+
+    def update(self, params, grads):
+        averages = self._state("h", params)
+        for key in params:
+            g = grads[key]
+            h = averages[key]
+            h *= self.decay
+            h += (1 - self.decay) * g * g
+            params[key] -= self.lr * g / (np.sqrt(h) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction folded into the step size, as in the book."""
+
+    name = "adam"
+    limits = {
+        "lr": (0.0, None, False),
+        "beta1": (0.0, 1.0, True),
+        "beta2": (0.0, 1.0, True),
+        "eps": (0.0, None, False),
+    }
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7) -> None:
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+        self.iter = 0
+        self.m = None
+        self.v = None
+
+    def update(self, params, grads):
+        means, squares = self._state("m", params), self._state("v", params)
+        self.iter += 1
+        b1, b2 = self.beta1, self.beta2
+        lr_t = self.lr * math.sqrt(1.0 - b2**self.iter) / (1.0 - b1**self.iter)
+        for key in params:
+            g = grads[key]
+            m, v = means[key], squares[key]
+            m += (1 - b1) * (g - m)
+            v += (1 - b2) * (g * g - v)
+            params[key] -= lr_t * m / (np.sqrt(v) + self.eps)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01, "rmsprop": 0.001, "adam": 0.001}
+
+
+def make_optimizer(name: str, **values) -> Optimizer:
+    """Optimizer by name (``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``, ``adam``)."""
+    try:
+        cls = OPTIMIZERS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}") from None
+    values = {k: v for k, v in values.items() if v is not None and k in cls.limits}
+    return cls(**values)

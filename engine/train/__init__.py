@@ -1,0 +1,1 @@
+"""Training: the one stepper and loop, run configurations, races, saved runs, evaluation, gradient checks."""

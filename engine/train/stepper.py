@@ -1,0 +1,232 @@
+"""One network's training, one mini-batch at a time: the step that ``train()`` and ``race()`` share.
+
+A ``Stepper`` owns everything about a single run that does not depend on who drives it (after the
+book's ``Trainer.train_step``): the data order, the batch buffer, divergence detection, the per-epoch
+evaluation, the per-iteration losses and which of them have been reported. The drivers only decide
+when to step, when to report and what pausing or stopping means.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from engine.nn.functions import to_indices
+from engine.nn.network import Network
+from engine.nn.optimizers import Optimizer
+
+EXPLODE_FACTOR = 1000  # a loss this many times its first value means the run has blown up, even if still finite
+
+
+def iterations_per_epoch(n_samples: int, batch_size: int) -> int:
+    """Mini-batch steps in one epoch: a short final batch is dropped, so every step has the same size.
+
+    A batch larger than the data set is cut to the data set: one step per epoch.
+    """
+    n, b = int(n_samples), int(batch_size)
+    if n < 1:
+        raise ValueError(f"an epoch needs at least one sample, got {n_samples}")
+    if b < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    return max(1, n // b)
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 100
+    epochs: int = 10
+    seed: int = 0
+    report_every: int = 10  # iterations between callbacks (the GUI further rate-limits)
+    eval_train_limit: int | None = 10_000  # train metrics on at most this many samples (None: all, 0: none)
+
+    def __post_init__(self) -> None:
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if int(self.epochs) < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if int(self.report_every) < 1:
+            raise ValueError(f"report_every must be at least 1, got {self.report_every}")
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int  # 1-based
+    iteration: int  # iterations done when the epoch ended
+    train_loss: float
+    train_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
+    seconds: float  # wall time since training started
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Stopwatch:
+    """Running time with the pauses left out: ``hold()`` when the run waits, ``go()`` when it goes on."""
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._since: float | None = time.perf_counter()
+
+    def restart(self) -> None:
+        self._total, self._since = 0.0, time.perf_counter()
+
+    def hold(self) -> None:
+        if self._since is not None:
+            self._total += time.perf_counter() - self._since
+            self._since = None
+
+    def go(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self._total + (time.perf_counter() - self._since if self._since is not None else 0.0)
+
+
+class Stepper:
+    """Trains ``network`` with ``optimizer`` one iteration per ``step()``; same seed and data, same run bit for bit.
+
+    Each epoch visits a fresh permutation of the training set drawn from ``np.random.default_rng(seed)``.
+    A loss that is NaN/inf, or has grown past ``EXPLODE_FACTOR`` times its first value, ends the run with
+    status "diverged" and puts back the weights from the start of that epoch. An epoch ends after
+    ``iterations_per_epoch`` steps, or at ``iterations`` (the last, possibly partial, epoch); it is then
+    evaluated into an ``EpochMetrics`` unless ``evaluate_epochs`` is false.
+
+    ``status``: "running", then "finished", "stopped" (``stop()``) or "diverged". ``optimizer`` may be
+    replaced between steps. ``clock`` gives the seconds recorded in ``EpochMetrics`` (default: since creation).
+    """
+
+    def __init__(self, network: Network, optimizer: Optimizer, x_train: np.ndarray, t_train: np.ndarray,
+                 x_test: np.ndarray | None = None, t_test: np.ndarray | None = None,
+                 settings: TrainSettings | None = None, iterations: int | None = None,
+                 evaluate_epochs: bool = True, clock: Callable[[], float] | None = None) -> None:
+        settings = settings or TrainSettings()
+        x_train = np.asarray(x_train)
+        n = len(x_train)
+        if n == 0:
+            raise ValueError("the training set is empty")
+        if len(t_train) != n:
+            raise ValueError(f"{n} training images but {len(t_train)} labels")
+        if not np.all(np.isfinite(x_train)):
+            raise ValueError("the training images contain NaN or infinite values")
+        self.network, self.optimizer, self.settings = network, optimizer, settings
+        self._x, self._t = x_train, to_indices(t_train)
+        self._x_test, self._t_test = x_test, t_test
+        self.batch_size = min(int(settings.batch_size), n)
+        self.iterations_per_epoch = iterations_per_epoch(n, self.batch_size)
+        planned = self.iterations_per_epoch * int(settings.epochs)
+        self.total_iterations = planned if iterations is None else max(0, min(int(iterations), planned))
+        self.evaluate_epochs = bool(evaluate_epochs)
+        self._clock = clock or Stopwatch().elapsed
+        self._rng = np.random.default_rng(settings.seed)
+        self._eval_rng = np.random.default_rng(settings.seed + 1)
+        self._order = np.arange(0)
+        self._snapshot: dict[str, np.ndarray] = {}
+        # each batch is gathered into this one buffer: np.take(out=) is ~2x faster than fancy indexing
+        # (the network only holds on to its input until the step's backward pass is done)
+        self._x_batch = np.empty((self.batch_size,) + x_train.shape[1:], dtype=x_train.dtype)
+        self._losses = np.empty(self.total_iterations, dtype=np.float64)
+        self.iteration = 0  # iterations done
+        self.epochs: list[EpochMetrics] = []
+        self.epoch_ended = False  # true right after the step that ended an epoch
+        self.status = "running" if self.total_iterations else "finished"
+        self.message = ""
+        self._explode_at = math.inf
+        self._reported = 0  # iterations already handed out by take_unreported()
+        self._reported_epochs = 0
+
+    # ----- state -----
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def losses(self) -> np.ndarray:
+        """The losses of the iterations done so far (a view: copy it to keep it)."""
+        return self._losses[:self.iteration]
+
+    @property
+    def epoch(self) -> int:
+        """The 1-based epoch the last iteration belonged to (1 before the first)."""
+        return max(1, -(-self.iteration // self.iterations_per_epoch))
+
+    @property
+    def unreported_iterations(self) -> int:
+        return self.iteration - self._reported
+
+    def take_unreported(self) -> tuple[int, np.ndarray, list[EpochMetrics]]:
+        """(index of the first new loss, copies of the losses and the epochs not yet reported); marks them reported."""
+        start, epochs = self._reported, self.epochs[self._reported_epochs:]
+        losses = self._losses[start:self.iteration].copy()
+        self._reported, self._reported_epochs = self.iteration, len(self.epochs)
+        return start, losses, epochs
+
+    def stop(self) -> None:
+        """End a running run early, with status "stopped"."""
+        if self.running:
+            self.status = "stopped"
+            self.message = f"stopped by request after {self.iteration} iterations"
+
+    # ----- one iteration -----
+    def step(self) -> None:
+        """One mini-batch: gradient, divergence check, update; evaluates the epoch this step ends."""
+        if not self.running:
+            raise RuntimeError(f"cannot step a run that has {self.status}")
+        per_epoch, it = self.iterations_per_epoch, self.iteration
+        b = it % per_epoch
+        if b == 0:
+            self._order = self._rng.permutation(len(self._x))
+            self._snapshot = {k: v.copy() for k, v in self.network.params.items()}
+        idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]
+        np.take(self._x, idx, axis=0, out=self._x_batch)
+        loss = self.network.gradient(self._x_batch, self._t[idx])
+        if it == 0:
+            self._explode_at = EXPLODE_FACTOR * max(loss, 1.0) if math.isfinite(loss) else math.inf
+        if not math.isfinite(loss) or loss > self._explode_at:
+            self._diverged(loss)
+            return
+        self.optimizer.update(self.network.params, self.network.grads)
+        self._losses[it] = loss
+        self.iteration = it = it + 1
+        self.epoch_ended = it % per_epoch == 0 or it == self.total_iterations
+        if self.epoch_ended and self.evaluate_epochs:
+            self.epochs.append(self._evaluate())
+        if it == self.total_iterations:
+            self.status = "finished"
+            self.message = f"finished {self.epoch} epochs ({it} iterations)"
+
+    def _diverged(self, loss: float) -> None:
+        self.network.set_params(self._snapshot)
+        self.epoch_ended = False
+        lr = getattr(self.optimizer, "lr", None)
+        hint = f" (learning rate {lr:g})" if lr is not None else ""
+        self.status = "diverged"
+        self.message = (
+            f"training diverged at iteration {self.iteration + 1}: the loss became {loss:.4g}"
+            f"{'' if not math.isfinite(loss) else f' ({EXPLODE_FACTOR}× its starting value)'}. The learning rate"
+            f"{hint} is probably too large; try a smaller one. The weights from the start of "
+            f"epoch {self.iteration // self.iterations_per_epoch + 1} were put back."
+        )
+
+    # ----- per-epoch evaluation -----
+    def _evaluate(self) -> EpochMetrics:
+        tr_loss = tr_acc = float("nan")
+        if self.settings.eval_train_limit != 0:
+            sel = self._eval_indices(len(self._x))
+            xs, ts = (self._x, self._t) if sel is None else (self._x[sel], self._t[sel])
+            tr_loss, tr_acc = self.network.evaluate(xs, ts)
+        te_loss = te_acc = None
+        if self._x_test is not None and len(self._x_test):
+            te_loss, te_acc = self.network.evaluate(self._x_test, self._t_test)
+        return EpochMetrics(self.epoch, self.iteration, tr_loss, tr_acc, te_loss, te_acc, self._clock())
+
+    def _eval_indices(self, size: int) -> np.ndarray | None:
+        limit = self.settings.eval_train_limit
+        if limit is None or size <= limit:
+            return None
+        return np.sort(self._eval_rng.choice(size, limit, replace=False))

@@ -1,0 +1,1 @@
+"""Weight files: read formats safely into flat name→array dicts, recognise the network, save atomically."""

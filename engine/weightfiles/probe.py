@@ -1,0 +1,104 @@
+"""Guessing what a weight file does not say (its activation, its pixel scale) by trying each candidate.
+
+A book file does not say which activation it was trained with, nor whether it expects pixels in
+[0, 1] or [0, 255]. Guessing wrong gives a model that answers the same digit for every image, so
+each candidate is tried on a held-out batch of labelled digits and the most accurate one wins.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.data.catalog import load_dataset
+from engine.errors import DatasetError
+from engine.nn.network import Network
+from engine.weightfiles.architectures import INPUT_PIXELS, NUM_CLASSES
+
+PROBE_SIZE = 500
+LABEL_FREE_KEEP = 0.75  # without labels, a candidate this varied (relative to the most varied) is not collapsed
+
+
+def _default_probe() -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """Up to 500 labelled digits from the offline sample's test split, spread over all classes."""
+    try:
+        ds = load_dataset("mnist-sample")
+    except (DatasetError, OSError):  # no sample installed, an unwritable cache: the label-free heuristic instead
+        return None, ""
+    step = max(1, len(ds.x_test) // PROBE_SIZE)
+    return (ds.x_test[::step][:PROBE_SIZE], ds.t_test[::step][:PROBE_SIZE]), "mnist-sample test digits"
+
+
+def scribbles(n: int = 200, seed: int = 0) -> np.ndarray:
+    """Digit-like synthetic images: a few thick random strokes on a dark 28×28 field, pixels in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 28, 28), dtype=np.float32)
+    yy, xx = np.mgrid[0:28, 0:28]
+    for img in images:
+        points = rng.uniform(6, 22, size=(rng.integers(3, 6), 2))
+        for (y0, x0), (y1, x1) in zip(points[:-1], points[1:]):
+            for s in np.linspace(0.0, 1.0, 12):
+                y, x = y0 + s * (y1 - y0), x0 + s * (x1 - x0)
+                img[:] = np.maximum(img, np.clip(1.6 - np.hypot(yy - y, xx - x), 0.0, 1.0))
+    return images.reshape(n, INPUT_PIXELS)
+
+
+def _predictions(network: Network, x: np.ndarray) -> np.ndarray | None:
+    with np.errstate(all="ignore"):  # a wrong candidate may overflow; that only makes it lose
+        scores = network.scores(x)
+    if not np.all(np.isfinite(scores)):
+        return None
+    return scores.argmax(axis=1)
+
+
+def _diversity(pred: np.ndarray | None) -> float:
+    """Entropy (bits) of the predicted-class histogram: 0 when every input gets the same answer."""
+    if pred is None:
+        return -1.0
+    p = np.bincount(pred, minlength=NUM_CLASSES) / len(pred)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def _candidate_name(activation: str | None, scale: float) -> str:
+    pixels = "[0,255]" if scale == 255.0 else "[0,1]" if scale == 1.0 else f"×{scale:g}"
+    return f"{activation}, pixels {pixels}" if activation else f"pixels {pixels}"
+
+
+def choose(candidates: list[tuple[str | None, float]], make, probe, notes: list[str]):
+    """The candidate (activation, scale) that classifies the probe best, with the score of each."""
+    if probe is None:
+        probe, what = _default_probe()
+    else:
+        what = "the given probe digits"
+    scores: dict[str, float] = {}
+    if probe is not None:
+        x, t = probe
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        t = np.asarray(t)
+        t = t.argmax(axis=1) if t.ndim == 2 else t.astype(np.int64)
+        for cand in candidates:
+            pred = _predictions(make(*cand), x)
+            scores[_candidate_name(*cand)] = 0.0 if pred is None else float(np.mean(pred == t))
+        method = f"accuracy on {len(x)} {what}"
+    else:
+        x = scribbles()
+        for cand in candidates:
+            scores[_candidate_name(*cand)] = _diversity(_predictions(make(*cand), x))
+        method = ("no labelled digits available (install the mnist-sample or pass probe=): a wrong input scale or "
+                  "activation tends to collapse the answers to one class, so the first candidate (sigmoid before relu, "
+                  "[0,1] before [0,255], the book's defaults) whose answers over synthetic scribbles vary at least "
+                  f"{LABEL_FREE_KEEP:.0%} as much as the most varied one's won; a weak heuristic, scores are entropies")
+    ranked = [scores[_candidate_name(*c)] for c in candidates]
+    if probe is not None:
+        best = max(range(len(candidates)), key=lambda i: (ranked[i], -i))
+    else:  # the first candidate, in order of preference, that is not close to answering one class for everything
+        best = next(i for i, v in enumerate(ranked) if v >= LABEL_FREE_KEEP * max(ranked))
+    values = sorted(scores.values(), reverse=True)
+    chosen = candidates[best]
+    detail = ", ".join(f"{k} {v:.1%}" if probe is not None else f"{k} {v:.2f} bits" for k, v in scores.items())
+    notes.append(f"chose {_candidate_name(*chosen)} by {method}: {detail}")
+    if len(values) > 1 and values[0] - values[1] < (0.01 if probe is not None else 0.05):
+        notes.append("the probe could barely tell the best two candidates apart; pass activation=/input_scale= "
+                     "if you know better")
+    if probe is not None and values[0] < 0.5:
+        notes.append(f"even the best candidate gets only {values[0]:.1%} right: these may not be MNIST weights")
+    return chosen, scores

@@ -1,0 +1,120 @@
+"""Save a network's weights atomically: DigitLab's ``.npz`` (arrays + spec JSON) or the book's ``.pkl``."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import pickletools
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import WeightFileError
+from engine.nn.network import Network
+from engine.util import atomic_write, to_jsonable
+from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY
+
+FORMAT_VERSION = 1
+SUFFIX_FORMATS = {".npz": "npz", ".pkl": "pickle", ".pickle": "pickle"}
+
+
+def _version() -> str:
+    try:
+        return version("digitlab")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _write_npz(f, params: dict[str, np.ndarray], meta_json: str) -> None:
+    np.savez_compressed(f, **params, **{METADATA_KEY: np.array(meta_json)})
+
+
+def _write_pickle(f, params: dict[str, np.ndarray]) -> None:
+    # numpy 1.x and 2.x both read numpy.core.* names, numpy 1.x cannot read numpy._core.*
+    f.write(rename_globals(pickle.dumps(params, protocol=4)))
+
+
+def _save(path: Path, write) -> None:
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise WeightFileError(f"cannot save weights to {path}: {exc.strerror or exc}; "
+                              "any existing file there is unchanged") from exc
+
+
+def save_weights(network: Network, path: str | os.PathLike, format: str | None = None,
+                 metadata: dict | None = None) -> Path:
+    """Save ``network`` as ``.npz`` (DigitLab: arrays + spec JSON) or ``.pkl`` (the book's plain params dict).
+
+    The format follows the suffix unless given. The write is atomic; a failure
+    raises :class:`WeightFileError` and leaves any existing file untouched.
+    """
+    path = Path(path)
+    fmt = format or SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt not in ("npz", "pickle"):
+        raise WeightFileError(f"cannot tell the format of {path}: use a .npz (DigitLab) or .pkl (book) suffix, "
+                              "or format='npz'/'pickle'")
+    params = {k: np.ascontiguousarray(v) for k, v in network.params.items()}
+    for k, v in params.items():
+        bad = int(v.size - np.count_nonzero(np.isfinite(v)))
+        if bad:
+            raise WeightFileError(f"not saving to {path}: {k} holds {bad} NaN or infinite values (the network "
+                                  "diverged), and such a file could not be loaded")
+    if fmt == "npz":
+        meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "digitlab_version": _version(),
+                "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "spec": network.spec(),
+                "info": network.info, "training": metadata or {}}
+        try:
+            meta_json = json.dumps(to_jsonable(meta), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise WeightFileError(f"not saving to {path}: the metadata cannot be stored as JSON ({exc})") from None
+        _save(path, lambda f: _write_npz(f, params, meta_json))
+    else:
+        _save(path, lambda f: _write_pickle(f, params))
+    return path
+
+
+# ----- writing pickles numpy 1.x can read -----
+_NUMPY1_MODULES = {"numpy._core": "numpy.core"}
+
+
+def _rename_module(module: str, mapping: dict[str, str]) -> str:
+    for old, new in mapping.items():
+        if module == old or module.startswith(old + "."):
+            return new + module[len(old):]
+    return module
+
+
+def rename_globals(data: bytes, mapping: dict[str, str] | None = None) -> bytes:
+    """Rewrite the module names a pickle refers to, e.g. ``numpy._core`` -> ``numpy.core`` (the default).
+
+    numpy 2 writes ``numpy._core.multiarray._reconstruct``; numpy 1.x only knows
+    ``numpy.core.multiarray`` and numpy 2 still loads that name, so a renamed
+    pickle loads in both. FRAME opcodes are dropped (their lengths would be
+    wrong after renaming; frames are optional).
+    """
+    mapping = dict(mapping or _NUMPY1_MODULES)
+    ops = list(pickletools.genops(data))
+    out = bytearray()
+    for i, (op, arg, pos) in enumerate(ops):
+        end = ops[i + 1][2] if i + 1 < len(ops) else len(data)
+        raw = data[pos:end]
+        if op.name == "FRAME":
+            continue
+        if op.name in ("GLOBAL", "INST"):
+            module, name = arg.split(" ", 1)
+            renamed = _rename_module(module, mapping)
+            if renamed != module:
+                raw = raw[:1] + f"{renamed}\n{name}\n".encode() + (raw[raw.index(b"\n", raw.index(b"\n") + 1) + 1:])
+        elif op.name in ("SHORT_BINUNICODE", "BINUNICODE") and isinstance(arg, str):
+            renamed = _rename_module(arg, mapping)
+            if renamed != arg:
+                body = renamed.encode("utf-8")
+                if op.name == "SHORT_BINUNICODE" and len(body) < 256:
+                    raw = b"\x8c" + bytes([len(body)]) + body
+                else:
+                    raw = b"X" + len(body).to_bytes(4, "little") + body
+        out += raw
+    return bytes(out)

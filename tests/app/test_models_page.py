@@ -1,0 +1,121 @@
+"""One drawing, many models: every open network's probabilities for the same image, side by side."""
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.controllers.weightfiles import WeightFileController
+from app.session import Session
+from app.settings import AppSettings
+from app.tabs.models import ModelsPage, describe_agreement
+from engine.nn.network import make_mlp
+from engine.weightfiles.save import save_weights
+
+
+@pytest.fixture
+def panel(qtbot, trained, tasks, host):
+    session = Session()
+    session.set_network(trained[1], "mine")
+    p = ModelsPage(session, WeightFileController(session, tasks, AppSettings(), host))
+    qtbot.addWidget(p)
+    return p
+
+
+def test_every_model_reads_the_same_image(panel, trained):
+    ds, net = trained
+    other = make_mlp([784, 10, 10], activation="sigmoid", seed=1)  # untrained: its own opinion
+    panel.session.add_model("untrained", other)
+    assert [panel.model_list.item(i).text() for i in range(panel.model_list.count())] == ["mine", "untrained"]
+    img = ds.x_test[7].reshape(28, 28)
+    panel.set_image(img)
+    assert panel.bars.series_names() == ["mine", "untrained"]
+    np.testing.assert_allclose(panel.bars.probabilities("mine"), net.predict(img), rtol=1e-6)
+    np.testing.assert_allclose(panel.bars.probabilities("untrained"), other.predict(img), rtol=1e-6)
+    mine, theirs = int(np.argmax(net.predict(img))), int(np.argmax(other.predict(img)))
+    assert f"mine says {mine}" in panel.verdict.text() and f"untrained says {theirs}" in panel.verdict.text()
+    assert panel.digit.image() is not None
+
+
+def test_new_network_and_removed_model_update_the_bars(panel, trained):
+    ds, net = trained
+    panel.session.add_model("extra", net.copy())
+    panel.set_image(ds.x_test[0])  # 784 values are fine too
+    assert "All 2 models say" in panel.verdict.text()
+    panel.session.remove_model("extra")
+    assert panel.bars.series_names() == ["mine"]
+    fresh = make_mlp([784, 5, 10], seed=3)
+    panel.session.set_network(fresh, "fresh")
+    np.testing.assert_allclose(panel.bars.probabilities("fresh"), fresh.predict(ds.x_test[0]), rtol=1e-6)
+
+
+def test_the_network_in_training_is_read_again_as_it_learns(panel, trained):
+    ds, net = trained
+    learner = net.copy()
+    panel.session.set_network(learner, "learner (training)")
+    img = ds.x_test[4].reshape(28, 28)
+    panel.set_image(img)
+    before = panel.bars.probabilities("learner (training)").copy()
+    learner.params["b2"][:] += np.linspace(-3, 3, 10, dtype=learner.params["b2"].dtype)  # training moved the weights
+    panel.session.weightsUpdated.emit()
+    np.testing.assert_allclose(panel.bars.probabilities("learner (training)"), learner.predict(img), rtol=1e-6)
+    assert not np.allclose(panel.bars.probabilities("learner (training)"), before)
+    panel.session.set_network_label("learner (finished, 2 epochs)")
+    assert panel.model_list.item(0).text() == "learner (finished, 2 epochs)"
+    assert panel.bars.series_names()[0] == "learner (finished, 2 epochs)"
+
+
+def test_blank_drawing_shows_no_prediction(panel, trained):
+    panel.set_image(trained[0].x_test[1])
+    panel.set_image(None)
+    assert panel.bars.probabilities() is None and panel.digit.image() is None
+    assert "Draw a digit" in panel.verdict.text()
+    with pytest.raises(ValueError, match="28×28"):
+        panel.set_image(np.zeros((5, 5)))
+
+
+def test_open_weights_adds_a_model_and_close_removes_it(qtbot, panel, trained, tmp_path, host):
+    ds, net = trained
+    path = save_weights(net, tmp_path / "book.npz")
+    host.open_path = str(path)
+    current = panel.session.network
+    with qtbot.waitSignal(panel.session.modelsChanged, timeout=20_000):
+        qtbot.mouseClick(panel.open_button, Qt.MouseButton.LeftButton)  # the window's one way of opening files
+    assert list(panel.session.models) == ["book"] and panel.session.network is current  # added, not swapped in
+    assert panel.status.text().startswith("Opened book.")
+    assert panel.weightfiles.recent_files() == []  # an extra model is not the network File ▸ Open recent reopens
+    img = ds.x_test[3]
+    panel.set_image(img)
+    np.testing.assert_allclose(panel.bars.probabilities("book"), panel.bars.probabilities("mine"), rtol=1e-5)
+    panel.model_list.setCurrentRow(1)
+    assert panel.remove_button.isEnabled()
+    qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+    assert panel.session.models == {} and panel.bars.series_names() == ["mine"]
+    panel.model_list.setCurrentRow(0)
+    assert not panel.remove_button.isEnabled()  # the trained network is not closed from here
+
+
+def test_a_broken_weight_file_is_reported_and_changes_nothing(qtbot, panel, tmp_path, host):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip file at all")
+    with qtbot.waitSignal(panel.weightfiles.loadFailed, timeout=20_000):
+        panel.weightfiles.load(bad, as_model=True)
+    [(title, text)] = host.errors
+    assert "broken.npz" in text and "No model was added" in text
+    assert panel.session.models == {} and panel.status.text() == "Could not open broken.npz."
+
+
+def test_two_files_with_one_name_get_distinct_names(qtbot, panel, trained, tmp_path):
+    a = save_weights(trained[1], tmp_path / "net.npz")
+    (tmp_path / "copy").mkdir()
+    b = save_weights(trained[1], tmp_path / "copy" / "net.npz")
+    for path in (a, b):
+        with qtbot.waitSignal(panel.weightfiles.modelAdded, timeout=20_000):
+            panel.weightfiles.load(path, as_model=True)
+    assert list(panel.session.models) == ["net", "net (2)"]
+
+
+def test_describe_agreement():
+    a = np.eye(10)[3] * 0.9 + 0.01
+    b = np.eye(10)[5] * 0.9 + 0.01
+    assert describe_agreement({"A": a, "B": a}).startswith("All 2 models say 3")
+    assert describe_agreement({"A": a, "B": b}) == "The models disagree: A says 3 (91%), B says 5 (91%)."
+    assert describe_agreement({"A": None}) == "No model can read this image."

