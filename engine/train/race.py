@@ -19,6 +19,7 @@ from engine.train.config import TrainConfig
 from engine.train.control import TrainControl
 from engine.train.runs import RunRecord
 from engine.train.stepper import Stepper, Stopwatch, TrainSettings, iterations_per_epoch
+from engine.util import as_cancel_check
 
 BOOK_OPTIMIZERS = (("sgd", 0.01), ("momentum", 0.01), ("adagrad", 0.01), ("adam", 0.001))  # ch06 settings
 
@@ -150,26 +151,21 @@ class _Gate:
     """What ``control`` asks before each race iteration: wait while a TrainControl is paused, stop when asked.
 
     A TrainControl's step(n) and step_epoch() work as in training; its hyper-parameter changes and
-    optimizer swaps are dropped (every racer keeps its own configuration).
+    optimizer swaps are dropped (every racer keeps its own configuration). Anything else is a cancel
+    check (None, a threading.Event or a callable).
     """
 
     def __init__(self, control) -> None:
-        self.control = control
+        self.control = control if isinstance(control, TrainControl) else None
+        self._cancelled = None if self.control is not None else as_cancel_check(control)
 
     def go_on(self, before_wait: Callable[[], None]) -> bool:
-        control = self.control
-        if control is None:
-            return True
-        if isinstance(control, TrainControl):
-            return control._checkpoint(before_wait)[0]
-        if hasattr(control, "stopped"):
-            return not control.stopped
-        if hasattr(control, "is_set"):
-            return not control.is_set()
-        return not control()
+        if self.control is not None:
+            return self.control._checkpoint(before_wait)[0]
+        return not self._cancelled()
 
     def epoch_ended(self) -> None:
-        if isinstance(self.control, TrainControl):
+        if self.control is not None:
             self.control._epoch_ended()
 
 
