@@ -80,8 +80,9 @@ class ModelsPage(QWidget):
 
     def refresh(self, *_args) -> None:
         names = list(self.models())
-        self.model_list.clear()
-        self.model_list.addItems(names)
+        if names != [self.model_list.item(i).text() for i in range(self.model_list.count())]:
+            self.model_list.clear()  # only when the names changed: a new test accuracy keeps the selection
+            self.model_list.addItems(names)
         self._predict()
         self._update_buttons()
 

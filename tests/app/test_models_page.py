@@ -58,6 +58,10 @@ def test_the_network_in_training_is_read_again_as_it_learns(panel, trained):
     panel.session.weightsUpdated.emit()
     np.testing.assert_allclose(panel.bars.probabilities("learner (training)"), learner.predict(img), rtol=1e-6)
     assert not np.allclose(panel.bars.probabilities("learner (training)"), before)
+    panel.session.add_model("other", net)
+    panel.model_list.setCurrentRow(1)
+    panel.session.set_test_accuracy(0.9)  # an epoch ended: the person's selection stays
+    assert panel.model_list.currentRow() == 1 and panel.remove_button.isEnabled()
     panel.session.set_network_label("learner (finished, 2 epochs)")
     assert panel.model_list.item(0).text() == "learner (finished, 2 epochs)"
     assert panel.bars.series_names()[0] == "learner (finished, 2 epochs)"
