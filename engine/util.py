@@ -1,8 +1,9 @@
-"""Small helpers the engine's packages share: atomic file writes, JSON-able values, cancel checks."""
+"""Small helpers the engine's packages share: atomic file writes, JSON-able values, cancel checks, safe text."""
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
@@ -83,3 +84,25 @@ def as_cancel_check(cancel) -> Callable[[], bool]:
     if callable(cancel):
         return lambda: bool(cancel())
     raise TypeError(f"cancel must be a callable or a threading.Event, got {type(cancel).__name__}")
+
+
+MAX_TEXT = 200  # file-derived text longer than this is shortened in messages: a 5 MB key name is data, not a message
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def shorten(text, limit: int = MAX_TEXT) -> str:
+    """``str(text)`` cut to ``limit`` characters with "…(N more)" saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…({len(text) - limit:,} more characters)"
+
+
+def printable(text, limit: int = MAX_TEXT) -> str:
+    """File-derived text made safe for a terminal or a log line: shortened, control characters escaped.
+
+    Escape sequences (ESC [ …), carriage returns, bidi overrides and other controls are shown as
+    ``\\x1b``-style escapes so a file cannot move the cursor, recolour or hide text.
+    """
+    text = shorten(text, limit)
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
