@@ -2,6 +2,10 @@
 
 Every sub-command takes ``--json`` (one JSON object on stdout at the end; human-readable
 progress goes to stderr either way). Qt is imported only when the window is opened.
+
+Whatever the input, a command ends with one of the exit statuses in ``EXIT_STATUS_HELP``: bad
+input is one line on stderr (``digitlab CMD: error: FILE: what is wrong``), never a traceback;
+text that comes from files is escaped and shortened before it reaches the terminal.
 """
 from __future__ import annotations
 
@@ -14,29 +18,59 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli_io import (MAX_ERROR_TEXT, CliError, StderrStream, emit_json, error_text, fail, internal_error_text,
+                        reading, regular_file, reset_output, say, say_block)
 from engine import registry
 from engine.data.catalog import load_dataset, text_progress
 from engine.data.images import load_image
+from engine.data.preprocess import is_blank
 from engine.errors import DigitLabError
-from engine.util import to_jsonable
 from engine.nn.optimizers import DEFAULT_LR
-from engine.train.config import TrainConfig, parse_hidden
+from engine.train.config import MAX_HIDDEN_LAYERS, MAX_PARAMETERS, ConfigError, TrainConfig, check_mlp_size, parse_hidden
 from engine.train.evaluation import evaluate_model
 from engine.train.gradcheck import check_gradients
 from engine.train.loop import TrainControl, train
+from engine.util import bounded_jsonable, printable
 from engine.weightfiles.recognise import inspect_weights, load_weights
-from engine.weightfiles.save import save_weights
+from engine.weightfiles.save import check_save_path, save_weights
 
-EXIT_OK, EXIT_ERROR, EXIT_DIVERGED = 0, 1, 3
+EXIT_OK, EXIT_ERROR, EXIT_INTERNAL, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_STATUS_HELP = """\
+exit status:
+  0    done (also when the output was closed early, as by | head)
+  1    bad input: a file, an image, a folder or an argument; one line on stderr,
+       "digitlab CMD: error: FILE: what is wrong" (and {"error": ...} on stdout with --json)
+  2    internal error: a bug in DigitLab, please report it; --debug shows the traceback
+  3    training diverged (train)
+  130  interrupted (Ctrl+C)"""
+MAX_BATCH_SIZE = 1_000_000  # more than any dataset here; beyond it NumPy's index arithmetic overflows
+MAX_GRADCHECK_BATCH = 1000  # the numerical gradient runs two forward passes per weight on this batch
+WINDOW_PACKAGES = ("PySide6", "shiboken6", "pyqtgraph")  # only the window needs them
 
 
-class CliError(Exception):
-    """A problem to report in one line, without a traceback."""
+class _UsageError(Exception):
+    """A bad command line, raised by the parser instead of argparse's exit(2) with a usage dump."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
 
 
-def _say(*parts) -> None:
-    print(*parts, file=sys.stderr, flush=True)
+class _Formatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but keeps the exit-status table as written."""
 
+    def _fill_text(self, text, width, indent):
+        if text == EXIT_STATUS_HELP:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # noqa: D102 - argparse's hook
+        raise _UsageError(self.prog, message)
+
+
+# ----------------------------------------------------------------------------- the parser
 
 def _choice_help(choices, default: str | None = None) -> str:
     """'relu (max(0, x): learns fastest), sigmoid (…); default relu' from a registry's choices."""
@@ -60,53 +94,9 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
                                    ("--init", registry.INIT_CHOICES, "auto")):
         g.add_argument(flag, choices=registry.names(choices), default=default, help=_choice_help(choices, default))
     g.add_argument("--hidden", default="256,128", metavar="SIZES",
-                   help="hidden layer sizes, e.g. 100 or 256,128 (MLP only; default 256,128)")
+                   help=f"hidden layer sizes, e.g. 100 or 256,128 (MLP only; default 256,128; at most "
+                        f"{MAX_HIDDEN_LAYERS} layers and {MAX_PARAMETERS:,} weights)")
     g.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default 0)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="digitlab",
-        description="Watch a neural network learn to read handwritten digits. Without a command, opens the window.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("train", help="train a network and report test accuracy",
-                       description="Train a network on a dataset; per-epoch progress goes to stderr.")
-    _add_data_options(p)
-    _add_network_options(p)
-    g = p.add_argument_group("training")
-    g.add_argument("--optimizer", choices=registry.names(registry.OPTIMIZER_CHOICES), default="adam",
-                   help=_choice_help(registry.OPTIMIZER_CHOICES, "adam"))
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's usual one)")
-    g.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov (default 0.9)")
-    g.add_argument("--batch-size", type=int, default=100, help="default 100")
-    g.add_argument("--epochs", type=int, default=10, help="default 10")
-    g.add_argument("--save", metavar="PATH", help="write the weights here (.npz: DigitLab format; .pkl: book-compatible)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = sub.add_parser("evaluate", help="accuracy and loss of a weight file on a test split")
-    p.add_argument("weights", metavar="WEIGHTS", help="a weight file (.npz, .pkl)")
-    _add_data_options(p)
-    _add_override_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = sub.add_parser("predict", help="classify PNG/JPEG images of digits")
-    p.add_argument("weights", metavar="WEIGHTS", help="a weight file (.npz, .pkl)")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size, dark-on-light or light-on-dark")
-    _add_override_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = sub.add_parser("gradcheck", help="backprop vs numerical gradient: per-parameter error and time")
-    _add_network_options(p)
-    p.set_defaults(hidden="10")
-    p.add_argument("--batch", type=int, default=3, help="mini-batch size for the check (default 3)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = sub.add_parser("inspect", help="what a weight file holds and how it was recognised (runs nothing from it)")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-    return parser
 
 
 def _add_override_options(p: argparse.ArgumentParser) -> None:
@@ -116,44 +106,125 @@ def _add_override_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-scale", type=float, choices=[1.0, 255.0], help="1 for pixels in [0,1], 255 for raw [0,255]")
 
 
-def _hidden(args) -> list[int]:
+def _sub(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, epilog=EXIT_STATUS_HELP, formatter_class=_Formatter,
+                       **kwargs)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="digitlab", epilog=EXIT_STATUS_HELP, formatter_class=_Formatter,
+        description="Watch a neural network learn to read handwritten digits. Without a command, opens the window.",
+    )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error (also accepted after the command)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = _sub(sub, "train", "train a network and report test accuracy",
+             description="Train a network on a dataset; per-epoch progress goes to stderr. Ctrl+C stops after "
+                         "the current iteration and still reports (and saves); a second Ctrl+C aborts.")
+    _add_data_options(p)
+    _add_network_options(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--optimizer", choices=registry.names(registry.OPTIMIZER_CHOICES), default="adam",
+                   help=_choice_help(registry.OPTIMIZER_CHOICES, "adam"))
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's usual one)")
+    g.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov (default 0.9)")
+    g.add_argument("--batch-size", type=int, default=100, help="default 100")
+    g.add_argument("--epochs", type=int, default=10, help="default 10")
+    g.add_argument("--save", metavar="PATH", help="write the weights here (.npz: DigitLab format; .pkl: book-compatible); "
+                   "checked before training starts; a link is written through to its file")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+
+    p = _sub(sub, "evaluate", "accuracy and loss of a weight file on a test split")
+    p.add_argument("weights", metavar="WEIGHTS", help="a weight file (.npz, .pkl)")
+    _add_data_options(p)
+    _add_override_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+
+    p = _sub(sub, "predict", "classify PNG/JPEG images of digits",
+             description="Classify pictures of digits. A blank or uniform picture answers 'no digit found' (class "
+                         "null). An unreadable image is reported in one line and the others are still classified; "
+                         "the exit status is then 1.")
+    p.add_argument("weights", metavar="WEIGHTS", help="a weight file (.npz, .pkl)")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size, dark-on-light or light-on-dark")
+    _add_override_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+
+    p = _sub(sub, "gradcheck", "backprop vs numerical gradient: per-parameter error and time")
+    _add_network_options(p)
+    p.set_defaults(hidden="10")
+    p.add_argument("--batch", type=int, default=3, help=f"mini-batch size for the check (default 3, at most "
+                                                        f"{MAX_GRADCHECK_BATCH})")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+
+    p = _sub(sub, "inspect", "what a weight file holds and how it was recognised (runs nothing from it)")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    return parser
+
+
+# ----------------------------------------------------------------------------- checks before any work
+
+def _check_network(args, architecture: str) -> list[int]:
+    """Hidden sizes and seed that can be built: refused here rather than as a 584 GiB MemoryError."""
     try:
-        return parse_hidden(args.hidden)
+        hidden = parse_hidden(args.hidden)
     except ValueError as exc:
         raise CliError(f"--hidden: {exc}") from None
+    if args.seed < 0:
+        raise CliError(f"--seed must be 0 or more, got {args.seed}")
+    if architecture == "mlp":
+        try:
+            check_mlp_size(hidden)
+        except ConfigError as exc:
+            raise CliError(f"--hidden {printable(args.hidden)}: {exc}") from None
+    return hidden
 
 
 def _load_dataset(args, need_train: bool):
-    ds = load_dataset(args.dataset, data_dir=args.data_dir, mirrors=args.mirror, progress=text_progress(sys.stderr))
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, mirrors=args.mirror, progress=text_progress(StderrStream()),
+                      test_only=not need_train)
     if need_train:
         ds.require_train()
     return ds
 
 
 def _load_weights(args, probe=None):
-    return load_weights(args.weights, activation=getattr(args, "activation", None),
-                        input_scale=getattr(args, "input_scale", None), probe=probe)
+    with reading(args.weights):
+        return load_weights(args.weights, activation=getattr(args, "activation", None),
+                            input_scale=getattr(args, "input_scale", None), probe=probe)
 
+
+# ----------------------------------------------------------------------------- the commands
 
 def cmd_train(args) -> tuple[dict, int]:
+    hidden = _check_network(args, args.architecture)
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise CliError(f"--batch-size must be 1 to {MAX_BATCH_SIZE:,}, got {args.batch_size}")
     config = TrainConfig(
-        dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=_hidden(args),
+        dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=hidden,
         activation=args.activation, loss=args.loss, optimizer=args.optimizer,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer], momentum=args.momentum,
         batch_size=args.batch_size, epochs=args.epochs, init=args.init, seed=args.seed,
     )
+    if args.save:
+        check_save_path(args.save)  # a missing folder or an unknown suffix is found now, not after the training
     ds = _load_dataset(args, need_train=True)
     network = config.make_network()
-    _say(f"training {config.describe()} on {ds.name} ({len(ds.x_train)} train / {len(ds.x_test)} test images)")
+    say(f"training {config.describe()} on {printable(ds.name)} ({len(ds.x_train)} train / {len(ds.x_test)} test images)")
 
     def on_progress(p):
         for e in p.epochs:
             test = f"  test loss {e.test_loss:.4f} acc {e.test_accuracy:.4f}" if e.test_accuracy is not None else ""
-            _say(f"epoch {e.epoch:>3}/{config.epochs}  train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f}{test}"
-                 f"  ({e.seconds:.1f} s)")
+            say(f"epoch {e.epoch:>3}/{config.epochs}  train loss {e.train_loss:.4f} acc {e.train_accuracy:.4f}{test}"
+                f"  ({e.seconds:.1f} s)")
 
     control = TrainControl()
     box: dict = {}
+    done = threading.Event()
 
     def run():
         try:
@@ -161,17 +232,21 @@ def cmd_train(args) -> tuple[dict, int]:
                                   config.settings(report_every=50), control, on_progress)
         except BaseException as exc:  # handed to the main thread below
             box["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=run, name="training", daemon=True)
+    # The main thread waits on an Event, not Thread.join: a Ctrl+C inside join() can leave the thread
+    # looking finished while it still runs (the result then goes missing).
     start = time.perf_counter()
-    worker.start()
+    threading.Thread(target=run, name="training", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.2)
+        while not done.wait(0.2):
+            pass
     except KeyboardInterrupt:
-        _say("interrupted: stopping after the current iteration (press Ctrl+C again to abort)")
+        say("interrupted: stopping after the current iteration (press Ctrl+C again to abort)")
         control.stop()
-        worker.join()
+        while not done.wait(0.2):  # a second Ctrl+C ends the command here (exit 130)
+            pass
     if "error" in box:
         raise box["error"]
     result = box["result"]
@@ -182,27 +257,28 @@ def cmd_train(args) -> tuple[dict, int]:
            "epochs": [e.to_dict() for e in result.epochs],
            "test_accuracy": final.test_accuracy if final else None, "test_loss": final.test_loss if final else None,
            "saved_to": None}
-    _say(result.message)
+    say(printable(result.message))
     if args.save and result.status != "diverged":
         path = save_weights(network, args.save, metadata={"config": config.to_dict(), "result": result.to_dict()})
         out["saved_to"] = str(Path(path).resolve())
     if final and final.test_accuracy is not None:
-        _say(f"test accuracy {final.test_accuracy:.4f} after {seconds:.1f} s")
+        say(f"test accuracy {final.test_accuracy:.4f} after {seconds:.1f} s")
     if out["saved_to"]:
-        _say(f"weights saved to {out['saved_to']}")
+        say(f"weights saved to {printable(out['saved_to'])}")
     elif args.save:
-        _say("weights NOT saved: training diverged")
+        say("weights NOT saved: training diverged")
     return out, EXIT_DIVERGED if result.status == "diverged" else EXIT_OK
 
 
 def cmd_evaluate(args) -> tuple[dict, int]:
+    regular_file(args.weights)  # before a dataset download
     ds = _load_dataset(args, need_train=False)
     loaded = _load_weights(args, probe=(ds.x_test[:500], ds.t_test[:500]))
-    _say(f"{loaded.architecture} from {args.weights} ({loaded.kind})")
+    say(f"{printable(loaded.architecture)} from {printable(args.weights)} ({printable(loaded.kind)})")
     for note in loaded.notes:
-        _say(f"  {note}")
+        say(f"  {printable(note)}")
     ev = evaluate_model(loaded.network, ds.x_test, ds.t_test)
-    _say(f"{ds.name} test split: accuracy {ev.accuracy:.4f}  loss {ev.loss:.4f}  ({len(ds.x_test)} images)")
+    say(f"{printable(ds.name)} test split: accuracy {ev.accuracy:.4f}  loss {ev.loss:.4f}  ({len(ds.x_test)} images)")
     return {"command": "evaluate", "weights": str(args.weights), "dataset": ds.name, "images": len(ds.x_test),
             "accuracy": ev.accuracy, "loss": ev.loss, "per_class_accuracy": list(map(float, ev.per_class_accuracy)),
             "architecture": loaded.architecture, "activation": loaded.activation,
@@ -210,42 +286,63 @@ def cmd_evaluate(args) -> tuple[dict, int]:
 
 
 def cmd_predict(args) -> tuple[dict, int]:
+    regular_file(args.weights)
     loaded = _load_weights(args)
-    results = []
+    results, failed = [], 0
     for path in args.images:
-        img = load_image(path)
+        entry = {"image": str(path), "class": None, "probabilities": None}
+        results.append(entry)
+        try:
+            regular_file(path)
+            with reading(path):
+                img = load_image(path)
+        except CliError as exc:  # this image is reported and skipped; the others are still classified
+            failed += 1
+            entry["error"] = str(exc)
+            say(f"digitlab predict: error: {printable(exc, MAX_ERROR_TEXT)}")
+            continue
+        if is_blank(img):
+            entry["note"] = "no digit found"
+            say(f"{printable(path)}: no digit found")
+            continue
         p = loaded.network.predict(img.reshape(-1))
         k = int(np.argmax(p))
-        results.append({"image": str(path), "class": k, "probabilities": [round(float(v), 6) for v in p]})
+        entry.update({"class": k, "probabilities": [round(float(v), 6) for v in p]})
         bars = "  ".join(f"{i}:{v * 100:5.1f}%" for i, v in enumerate(p))
-        _say(f"{path}: {k} ({p[k] * 100:.1f}%)\n  {bars}")
-    return {"command": "predict", "weights": str(args.weights), "predictions": results}, EXIT_OK
+        say(f"{printable(path)}: {k} ({p[k] * 100:.1f}%)\n  {bars}")
+    return {"command": "predict", "weights": str(args.weights), "predictions": results, "failed": failed}, \
+        EXIT_ERROR if failed else EXIT_OK
 
 
 def cmd_gradcheck(args) -> tuple[dict, int]:
-    config = TrainConfig(architecture=args.architecture, hidden=_hidden(args), activation=args.activation,
+    hidden = _check_network(args, args.architecture)
+    if not 1 <= args.batch <= MAX_GRADCHECK_BATCH:
+        raise CliError(f"--batch must be 1 to {MAX_GRADCHECK_BATCH}, got {args.batch}")
+    config = TrainConfig(architecture=args.architecture, hidden=hidden, activation=args.activation,
                          loss=args.loss, init=args.init, seed=args.seed)
     network = config.make_network()
     rng = np.random.default_rng(args.seed)
     x = rng.random((args.batch, 784))
     t = rng.integers(0, 10, args.batch)
     total = sum(p.size for p in network.params.values())
-    _say(f"checking {network.describe()} ({total} parameters) on a batch of {args.batch}")
+    say(f"checking {network.describe()} ({total} parameters) on a batch of {args.batch}")
     report = check_gradients(network, x, t)
-    _say(f"{'param':<6} {'shape':<14} {'max rel error':>14} {'max abs error':>14}")
+    say(f"{'param':<6} {'shape':<14} {'max rel error':>14} {'max abs error':>14}")
     for p in report.params:
-        _say(f"{p.name:<6} {str(p.shape):<14} {p.max_rel_error:>14.3e} {p.max_abs_error:>14.3e}")
-    _say(f"backprop {report.backprop_seconds * 1e3:.2f} ms, numerical {report.numerical_seconds:.2f} s: "
-         f"backprop was {report.speedup:,.0f}x faster")
+        say(f"{p.name:<6} {str(p.shape):<14} {p.max_rel_error:>14.3e} {p.max_abs_error:>14.3e}")
+    say(f"backprop {report.backprop_seconds * 1e3:.2f} ms, numerical {report.numerical_seconds:.2f} s: "
+        f"backprop was {report.speedup:,.0f}x faster")
     verdict = "backprop agrees with the numerical gradient" if report.max_rel_error < 1e-4 else \
         "backprop and the numerical gradient disagree: check the layers' backward"
-    _say(verdict)
+    say(verdict)
     return {"command": "gradcheck", "network": network.describe(), **report.to_dict()}, EXIT_OK
 
 
 def cmd_inspect(args) -> tuple[dict, int]:
-    info = inspect_weights(args.weights)
-    _say(info.get("summary") or json.dumps(info, indent=2, default=str))
+    regular_file(args.weights)
+    with reading(args.weights):
+        info = inspect_weights(args.weights)
+    say_block(info.get("summary") or json.dumps(bounded_jsonable(info), indent=2))
     return {"command": "inspect", **info}, EXIT_OK
 
 
@@ -253,23 +350,40 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
             "inspect": cmd_inspect}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        from app.gui import main as gui_main
+# ----------------------------------------------------------------------------- main: every way a command can end
 
-        return gui_main([])
+def _open_window() -> int:
+    from app.gui import main as gui_main
+
+    return gui_main([])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (see ``EXIT_STATUS_HELP``); a traceback only with ``--debug``."""
+    reset_output()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    name, debug, want_json = "digitlab", "--debug" in argv, "--json" in argv
     try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return _open_window()
+        name, debug, want_json = f"digitlab {args.command}", args.debug, args.json
         out, code = COMMANDS[args.command](args)
+        if want_json:
+            emit_json(out)
+        return code
+    except _UsageError as exc:
+        return fail(exc.prog, "error", f"{printable(exc, 300)} (see {exc.prog} --help)", EXIT_ERROR, want_json)
+    except KeyboardInterrupt:
+        return fail(name, "interrupted", None, EXIT_INTERRUPTED, want_json)
     except (CliError, DigitLabError, ValueError, OSError) as exc:  # bad input: one line, no traceback
-        _say(f"digitlab {args.command}: error: {exc}")
-        if args.json:
-            print(json.dumps({"command": args.command, "error": str(exc)}))
-        return EXIT_ERROR
-    if args.json:
-        print(json.dumps(to_jsonable(out), default=str))
-    return code
+        return fail(name, "error", error_text(exc), EXIT_ERROR, want_json, exc if debug else None)
+    except Exception as exc:  # a bug (also MemoryError, RecursionError): one line and how to report it
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in WINDOW_PACKAGES:
+            return fail(name, "error", f"the window cannot open: {exc} (pip install digitlab installs it; the "
+                        "sub-commands in digitlab --help work without it)", EXIT_ERROR, want_json, exc if debug else None)
+        return fail(name, "internal error", internal_error_text(exc, debug), EXIT_INTERNAL, want_json,
+                    exc if debug else None)
 
 
 if __name__ == "__main__":

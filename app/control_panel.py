@@ -19,6 +19,7 @@ from engine.nn.optimizers import DEFAULT_LR, OPTIMIZERS
 from engine.registry import (ACTIVATION_CHOICES, ARCHITECTURE_CHOICES, DATASETS, INIT_CHOICES, LOSS_CHOICES,
                              OPTIMIZER_CHOICES, Choice, names)
 from engine.train.config import ConfigError, TrainConfig, parse_hidden
+from widgets.plain_text import line, plain_tooltip
 
 FOLDER_ITEM = "__folder__"
 # Which hyper-parameter rows each optimizer uses (lr always).
@@ -274,8 +275,8 @@ class ControlPanel(QWidget):
         index = self.dataset.findData(name)
         if index < 0:
             index = self.dataset.count() - 1  # folders go just before "A folder of IDX files…"
-            self.dataset.insertItem(index, f"Folder: {name}", name)
-            self.dataset.setItemData(index, name, Qt.ToolTipRole)  # the full path
+            self.dataset.insertItem(index, f"Folder: {line(name, 80)}", name)
+            self.dataset.setItemData(index, plain_tooltip(name), Qt.ToolTipRole)  # the full path, shown as text
         blocked = self.dataset.blockSignals(True)
         self.dataset.setCurrentIndex(index)
         self.dataset.blockSignals(blocked)

@@ -3,11 +3,14 @@
 It follows the session: a new or retrained network re-predicts the drawing, a test image sent
 by a tab lands on the canvas, and the drawing and prediction go back out for the other tabs
 (``Session.canvasImageChanged`` / ``predictionChanged``). The stroke-to-bars path itself is in
-``app.predictor``.
+``app.predictor``. Files dropped here (pictures of digits) go out as ``filesDropped`` for the
+window to open onto the canvas.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -15,19 +18,25 @@ from app.predictor import Predictor
 from app.session import Session
 from widgets.canvas import DigitCanvas
 from widgets.digit_image import DigitImage
+from widgets.plain_text import line, plain_label, plain_tooltip
 from widgets.probability_bars import ProbabilityBars
 
 MODEL_TIP = "The network the canvas predicts with"
 
 
 class DrawPanel(QWidget):
+    filesDropped = Signal(list)  # local paths dropped on the panel (meant as pictures for the canvas)
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.setAcceptDrops(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(QLabel("<b>Draw a digit</b> (left button; right-click clears)"))
         self.canvas = DigitCanvas()
+        self.canvas.setToolTip("Draw a digit with the left mouse button. Right-click clears. "
+                               "Drop a picture of a digit here (or File ▸ Open image…) to read it.")
         layout.addWidget(self.canvas, 0, Qt.AlignHCenter)
         row = QHBoxLayout()
         self.digit_image = DigitImage()
@@ -49,8 +58,7 @@ class DrawPanel(QWidget):
         self.bars.setToolTip("How likely the current network thinks each class is for your drawing")
         self.bars.setMinimumHeight(180)
         layout.addWidget(self.bars, 1)
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
+        self.model_label = plain_label(word_wrap=True)  # file names and a file's class names are text, not HTML
         self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.model_label.setToolTip(MODEL_TIP)
         layout.addWidget(self.model_label)
@@ -61,7 +69,7 @@ class DrawPanel(QWidget):
         session.networkInfoChanged.connect(self.update_model_label)
         session.datasetChanged.connect(self._dataset_changed)
         session.weightsUpdated.connect(self.predictor.refresh)
-        session.canvasImageRequested.connect(self.canvas.set_image)
+        session.canvasImageRequested.connect(self.predictor.show_image)  # a test image, an opened picture
         self.predictor.imageChanged.connect(session.canvasImageChanged)
         self.predictor.predicted.connect(session.predictionChanged)
         self._network_changed(session.network)
@@ -80,10 +88,41 @@ class DrawPanel(QWidget):
             self.model_label.setText("No network")
             self.model_label.setToolTip(MODEL_TIP)
             return
-        lines = [f"<b>Network:</b> {s.network_label or s.network.describe()}"]
+        lines = [f"Network: {line(s.network_label or s.network.describe())}"]
         if s.network_details:
-            lines.append(s.network_details)
+            lines.append(line(s.network_details))
         if s.test_accuracy is not None and s.dataset is not None:
-            lines.append(f"Test accuracy on {s.dataset.name}: <b>{s.test_accuracy:.1%}</b>")
-        self.model_label.setText("<br>".join(lines))
-        self.model_label.setToolTip(MODEL_TIP + (f"\n{s.network_details}" if s.network_details else ""))
+            lines.append(f"Test accuracy on {line(s.dataset.name, 80)}: {s.test_accuracy:.1%}")
+        self.model_label.setText("\n".join(lines))
+        self.model_label.setToolTip(plain_tooltip(MODEL_TIP + (f"\n{s.network_details}" if s.network_details else "")))
+
+    # ----- pictures dropped on the canvas -----
+    def dragEnterEvent(self, event) -> None:
+        accept_file_drag(event)
+
+    def dropEvent(self, event) -> None:
+        if files := dropped_files(event):
+            self.filesDropped.emit(files)
+
+
+def accept_file_drag(event) -> None:
+    """A drag-enter handler's answer: accepted when it carries local files, else ignored."""
+    if local_files(event.mimeData()):
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+
+
+def dropped_files(event) -> list[str]:
+    """The local files of a drop, accepting it when there are any."""
+    files = local_files(event.mimeData())
+    if files:
+        event.acceptProposedAction()
+    return files
+
+
+def local_files(mime) -> list[str]:
+    """The local files (not folders) in a drag's data."""
+    if mime is None or not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).is_file()]

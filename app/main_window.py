@@ -1,11 +1,12 @@
 """The main window: the frame around DigitLab's parts, and nothing else.
 
 Three columns: the settings panel on the left, the pages in tabs in the middle, draw-and-predict on
-the right; menus; drag-and-drop of weight files; closing. The work is done elsewhere: training,
-weight files and datasets by controllers (``app.controllers``), each page by its own module
-(``app.tabs``), and every background task by the window's one ``TaskRegistry``, which stops them
-all on close. Dialogs go through small overridable methods (``show_error``, ``ask_yes_no``,
-``ask_open_path``, ``ask_save_path``) so tests can answer them without blocking.
+the right; menus; drag-and-drop of weight files and images; closing. The work is done elsewhere:
+training, weight files, images and datasets by controllers (``app.controllers``), each page by its
+own module (``app.tabs``), and every background task by the window's one ``TaskRegistry``, which
+stops them all on close. Dialogs go through small overridable methods (``show_error``,
+``ask_yes_no``, ``ask_open_path``, ``ask_image_path``, ``ask_save_path``) so tests can answer them
+without blocking; errors never pile up (``app.error_dialogs``) and all text is plain.
 """
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter,
-                               QTabWidget, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget,
+                               QWidget)
 
 from app.blas_threads import limit_blas_threads
 from app.control_panel import ControlPanel, ControlPanelError
 from app.controllers.datasets import DatasetController
+from app.controllers.images import IMAGE_FILTERS, ImageController, is_image_path
 from app.controllers.training import TrainingController
 from app.controllers.weightfiles import WeightFileController
-from app.draw_panel import DrawPanel
+from app.draw_panel import DrawPanel, accept_file_drag, dropped_files
+from app.error_dialogs import ErrorDialogs
 from app.session import Session
 from app.settings import AppSettings
 from app.tabs.compare import ComparePage
@@ -31,6 +34,7 @@ from app.tabs.labs import create_lab_tabs
 from app.tabs.models import ModelsPage
 from app.tabs.training import TrainingPage
 from app.threads import TaskRegistry
+from widgets.plain_text import line, message_box, plain_label, plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class MainWindow(QMainWindow):
         self.session = session or Session(self)
         self.settings = settings or AppSettings()
         self.tasks = TaskRegistry(self)
+        self.error_dialogs = ErrorDialogs(self, self.show_status)
         self.panel = ControlPanel(self.settings.train_config())
         self.draw = DrawPanel(self.session)
         self.training_page = TrainingPage(self.session)
@@ -56,6 +61,8 @@ class MainWindow(QMainWindow):
         self.datasets = DatasetController(self.session, self.tasks, self.panel, self.training_page, self,
                                           dialog_parent=self, parent=self)
         self.weightfiles = WeightFileController(self.session, self.tasks, self.settings, self, self)
+        self.images = ImageController(self.session, self.tasks, self, self)
+        self.draw.filesDropped.connect(self._drop_on_canvas)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.training_page, "Training")
         self._build_layout()
@@ -90,7 +97,7 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(2, 0)
         splitter.setCollapsible(1, False)
         self.setCentralWidget(splitter)
-        self.dataset_label = QLabel("No dataset")
+        self.dataset_label = plain_label("No dataset")
         self.dataset_label.setToolTip("The dataset in use")
         self.statusBar().addPermanentWidget(self.dataset_label)
         self.session.datasetChanged.connect(self._show_dataset)
@@ -111,6 +118,11 @@ class MainWindow(QMainWindow):
         self.action_open.triggered.connect(lambda: self.weightfiles.open())
         file_menu.addAction(self.action_open)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.action_open_image = QAction("Open &image…", self)
+        self.action_open_image.setShortcut(QKeySequence("Ctrl+I"))
+        self.action_open_image.setStatusTip("Put a picture of a digit (PNG, JPEG, …) on the canvas, as if drawn")
+        self.action_open_image.triggered.connect(lambda: self.images.open())
+        file_menu.addAction(self.action_open_image)
         self.action_save = QAction("&Save weights…", self)
         self.action_save.setShortcut(QKeySequence.Save)
         self.action_save.setStatusTip("Save the current network as .npz (with its settings) or a book-style .pkl")
@@ -135,16 +147,16 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         files = self.weightfiles.recent_files()
         for i, f in enumerate(files):
-            action = self.recent_menu.addAction(f"&{i + 1} {Path(f).name}")
-            action.setStatusTip(f)
-            action.setToolTip(f)
+            action = self.recent_menu.addAction(f"&{i + 1} {line(Path(f).name, 80).replace('&', '&&')}")
+            action.setStatusTip(line(f))
+            action.setToolTip(plain_tooltip(f))
             action.triggered.connect(lambda _checked=False, f=f: self.weightfiles.load(f))
         self.recent_menu.setEnabled(bool(files))
 
     def _show_dataset(self, dataset) -> None:
         n_train = len(dataset.x_train) if dataset.has_train else 0
-        self.dataset_label.setText(f"{dataset.name}: {n_train:,} training / {len(dataset.x_test):,} test images")
-        self.dataset_label.setToolTip(dataset.source or dataset.name)
+        self.dataset_label.setText(f"{line(dataset.name, 80)}: {n_train:,} training / {len(dataset.x_test):,} test images")
+        self.dataset_label.setToolTip(plain_tooltip(dataset.source or dataset.name))
 
     def _default_size(self) -> None:
         """1400×860, or 95% of a smaller screen (never below what the layout needs)."""
@@ -176,16 +188,25 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)
     def show_error(self, title: str, text: str) -> None:
-        QMessageBox.critical(self, title, text)
+        """One dialog at a time: errors arriving while it is up are listed in it (``app.error_dialogs``)."""
+        self.error_dialogs.report(title, text)
 
     def show_info(self, title: str, text: str) -> None:
-        QMessageBox.information(self, title, text)
+        self._message(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok)
 
     def ask_yes_no(self, title: str, text: str) -> bool:
-        return QMessageBox.question(self, title, text) == QMessageBox.Yes
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        return self._message(QMessageBox.Icon.Question, title, text, buttons) == QMessageBox.StandardButton.Yes
+
+    def _message(self, icon, title: str, text: str, buttons) -> int:
+        return message_box(self, icon, title, text, buttons).exec()  # plain text: file names are never HTML
 
     def ask_open_path(self) -> str | None:
         path, _ = QFileDialog.getOpenFileName(self, "Open weights", "", OPEN_FILTERS)
+        return path or None
+
+    def ask_image_path(self) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image of a digit", "", IMAGE_FILTERS)
         return path or None
 
     def ask_save_path(self) -> tuple[str | None, str]:
@@ -193,20 +214,32 @@ class MainWindow(QMainWindow):
         return (path or None), chosen
 
     def show_status(self, text: str, timeout_ms: int = 0) -> None:
-        self.statusBar().showMessage(text, timeout_ms)
+        text = " — ".join(part.strip() for part in str(text)[:10_000].split("\n") if part.strip())
+        self.statusBar().showMessage(line(text, 500), timeout_ms)  # one line, however long a file's name
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:
-        if _local_files(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_file_drag(event)
 
     def dropEvent(self, event) -> None:
-        files = _local_files(event.mimeData())
-        if files:
-            event.acceptProposedAction()
-            self.weightfiles.load(files[0])
+        if files := dropped_files(event):
+            self.open_files(files)
+
+    def open_files(self, files: list[str]) -> None:
+        """Dropped files: an image goes on the canvas; one weight file becomes the network, several open as models."""
+        images = [f for f in files if is_image_path(f)]
+        weights = [f for f in files if not is_image_path(f)]
+        if images:
+            self._drop_on_canvas(images)
+        if len(weights) == 1:
+            self.weightfiles.load(weights[0])
+        for path in weights if len(weights) > 1 else []:
+            self.weightfiles.load(path, as_model=True)
+
+    def _drop_on_canvas(self, files: list[str]) -> None:
+        self.images.load(files[0])
+        if len(files) > 1:
+            self.show_status(f"{len(files)} images dropped: showing the first, {line(Path(files[0]).name, 80)}")
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event) -> None:
@@ -217,15 +250,10 @@ class MainWindow(QMainWindow):
                 pass  # half-edited settings are not worth keeping
             self.settings.set_geometry(self.saveGeometry())
             self.settings.sync()
+            self.error_dialogs.close()
             if not self.tasks.shutdown():
                 log.warning("some background work did not stop in time")
         super().closeEvent(event)
-
-
-def _local_files(mime) -> list[str]:
-    if mime is None or not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and Path(u.toLocalFile()).is_file()]
 
 
 __all__ = ["MainWindow"]

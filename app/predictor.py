@@ -35,19 +35,34 @@ class Predictor(QObject):
         self.probabilities: np.ndarray | None = None
         self.message: str | None = None
         self.last_seconds = 0.0  # how long the last drawing -> bars update took
+        self._given: np.ndarray | None = None  # a ready 28×28 digit being put on the canvas (show_image)
         canvas.drawingChanged.connect(self.on_drawing)
 
     def set_network(self, network) -> None:
         self.network = network
         self.refresh()
 
+    def show_image(self, img28) -> None:
+        """Put a ready 28×28 digit (a test image, an opened picture) on the canvas and predict it as it is.
+
+        Framing it again from the enlarged canvas could move it by a pixel; the network reads exactly
+        the digit given (what ``digitlab predict`` reads for the same picture). Drawing on top of it
+        afterwards makes it a drawing like any other.
+        """
+        self._given = np.asarray(img28, dtype=np.float32).reshape(28, 28)
+        try:
+            self.canvas.set_image(self._given)  # emits drawingChanged -> on_drawing, which takes _given
+        finally:
+            self._given = None
+
     def on_drawing(self, buffer: np.ndarray) -> None:
         start = time.perf_counter()
-        if is_blank(buffer):
+        given = self._given
+        if is_blank(buffer if given is None else given):
             self.image28 = None
             self.digit_image.set_image(None)
         else:
-            self.image28 = mnist_preprocess(buffer)
+            self.image28 = mnist_preprocess(buffer) if given is None else given.copy()
             self.digit_image.set_image(self.image28)
         self.imageChanged.emit(self.image28)
         self.refresh()

@@ -3,12 +3,20 @@
 Modelled on superqt's ``thread_worker``: the function receives a ``TaskContext`` with
 ``report(obj)`` (emitted as ``progress`` on the GUI thread) and ``cancelled`` (a
 ``threading.Event`` set by ``cancel()``). A result comes back through ``succeeded``; an
-exception through ``failed`` as the exception object itself (type and message kept, the
-traceback logged at WARNING), never silently.
+exception through ``failed`` as the exception object itself (type and message kept), never
+silently. An unexpected error's traceback is logged at WARNING; a ``DigitLabError`` (bad input,
+shown to the person in one line) and anything raised after a cancel are logged without one.
 
 Every task of the window goes through its ``TaskRegistry``: it starts tasks, keeps them alive
 until their threads end, and on close cancels them all and waits with one overall time bound.
 Pages may remember their current task for what they show, but never for lifetime or shutdown.
+
+A task still running when that bound is over (a function that cannot notice the cancel in time,
+e.g. one big NumPy call) is never destroyed: a QThread object destroyed while its thread runs
+aborts the process ("QThread: Destroyed while thread is still running", exit 134). Such a task is
+detached from its parent and kept in this module's list of stragglers for the rest of the
+process; ``app.gui.main`` then leaves through ``os._exit`` once the window is gone and settings are
+written, so nothing is torn down under a running thread.
 """
 from __future__ import annotations
 
@@ -18,9 +26,19 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QElapsedTimer, QObject, Qt, QThread, Signal, Slot
 
+from engine.errors import DigitLabError
+
 log = logging.getLogger(__name__)
 
-SHUTDOWN_MS = 10_000  # how long closing the window waits for all background work together
+SHUTDOWN_MS = 1_500  # closing waits this long for all background work together: the app must exit within 2 s
+
+_STRAGGLERS: list["BackgroundTask"] = []  # tasks that outlived a shutdown: kept (never destroyed) until exit
+
+
+def stragglers() -> list["BackgroundTask"]:
+    """Tasks a shutdown gave up on whose threads still run (the process must not destroy them)."""
+    _STRAGGLERS[:] = [t for t in _STRAGGLERS if not t.thread.isFinished()]
+    return list(_STRAGGLERS)
 
 
 class TaskContext:
@@ -45,6 +63,12 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def describe_file_error(path: str, exc: BaseException) -> str:
+    """What went wrong with a file, naming it once (the engine's messages usually start with it already)."""
+    reason = describe_error(exc)
+    return reason if str(path) in reason else f"{path}\n\n{reason}"
+
+
 class _Worker(QObject):
     progress = Signal(object)
     succeeded = Signal(object)
@@ -62,7 +86,12 @@ class _Worker(QObject):
         try:
             result = self._fn(self.context)
         except Exception as exc:  # every error reaches the GUI as a signal
-            log.warning("background task %r failed", self._name, exc_info=True)
+            if self.context.is_cancelled():  # stopping on request (e.g. DownloadCancelled) is no failure to log
+                log.debug("background task %r stopped on cancel: %s", self._name, exc)
+            elif isinstance(exc, DigitLabError):  # bad input, said in one line to the person: no traceback
+                log.info("background task %r: %s", self._name, exc)
+            else:
+                log.warning("background task %r failed", self._name, exc_info=True)
             self.failed.emit(exc)
         else:
             self.succeeded.emit(result)
@@ -130,6 +159,13 @@ class BackgroundTask(QObject):
     @property
     def thread(self) -> QThread:
         return self._thread
+
+    def abandon(self) -> None:
+        """Give up on a task that will not stop: its results no longer reach anyone, and deleting its
+        former parent (the window) cannot delete it while its thread runs."""
+        for signal in ("progress", "succeeded", "failed"):
+            getattr(self._worker, signal).disconnect(getattr(self, signal))
+        self.setParent(None)
 
     @Slot()
     def _on_thread_finished(self) -> None:
@@ -199,7 +235,11 @@ class TaskRegistry(QObject):
             if task.wait(timeout_ms - clock.elapsed()):
                 continue
             ended = False
-            log.warning("background task %r did not stop within %d ms", task.name, timeout_ms)
+            log.warning("background task %r did not stop within %d ms; leaving it to end on its own",
+                        task.name, timeout_ms)
+            task.abandon()
+            self._tasks.discard(task)
+            _STRAGGLERS.append(task)
         return ended
 
     def _forget(self, task: BackgroundTask) -> None:

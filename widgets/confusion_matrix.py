@@ -10,6 +10,8 @@ from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from widgets.plain_text import line, plain_tooltip
+
 _GOOD = np.array([46, 160, 67])  # diagonal (right answers)
 _BAD = np.array([214, 39, 40])  # off-diagonal (confusions)
 _PAPER = np.array([255, 255, 255])
@@ -40,7 +42,7 @@ class ConfusionMatrixView(QWidget):
                 raise ValueError(f"a confusion matrix must be square, got shape {counts.shape}")
         self._counts = counts
         if labels is not None:
-            self._labels = [str(s) for s in labels]
+            self._labels = [line(s, 40) for s in labels]
         elif counts is not None and len(self._labels) != counts.shape[0]:
             self._labels = [str(i) for i in range(counts.shape[0])]
         self._selected = None
@@ -105,7 +107,7 @@ class ConfusionMatrixView(QWidget):
                 i, j = cell
                 n = int(self._counts[i, j])
                 what = "right" if i == j else f"taken for {self._labels[j]}"
-                self.setToolTip(f"true {self._labels[i]}, answered {self._labels[j]}: {n} image(s) ({what})")
+                self.setToolTip(plain_tooltip(f"true {self._labels[i]}, answered {self._labels[j]}: {n} image(s) ({what})"))
             self.update()
         super().mouseMoveEvent(event)
 

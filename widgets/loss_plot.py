@@ -18,6 +18,8 @@ from PySide6.QtCore import QSize, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from widgets.plain_text import legend_text
+
 REDRAW_MS = 50
 INITIAL_CAPACITY = 4096
 LOSS_COLOUR = QColor("#1f77b4")
@@ -244,7 +246,8 @@ class LossPlot(QWidget):
             self.remove_overlay(key)
         x, y = self._overlay_data(key, iterations, losses)
         color = color or OVERLAY_COLOURS[len(self._overlays) % len(OVERLAY_COLOURS)]
-        item = self.loss_plot.plot(pen=pg.mkPen(color, width=1.8, style=pg.QtCore.Qt.PenStyle.DashLine), name=label)
+        pen = pg.mkPen(color, width=1.8, style=pg.QtCore.Qt.PenStyle.DashLine)
+        item = self.loss_plot.plot(pen=pen, name=legend_text(label))  # the legend takes HTML: a run's name is text
         item.setDownsampling(auto=True, method="peak")
         item.setClipToView(True)
         self._overlays[key] = _Overlay(item, x, y)

@@ -11,11 +11,14 @@ from collections import OrderedDict
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QListView, QVBoxLayout, QWidget
+
+from widgets.plain_text import line, plain_label, plain_tooltip
 
 THUMB = 56  # pixels: 28×28 shown at 2×
 SORTS = (("confidence", "Most confident first"), ("index", "Dataset order"))
 _CACHE = 512  # thumbnails kept
+LABEL_LENGTH = 40  # characters of a class name shown under a thumbnail
 
 
 class GalleryModel(QAbstractListModel):
@@ -35,7 +38,7 @@ class GalleryModel(QAbstractListModel):
         self._images = images
         self._entries = list(entries)
         if labels is not None:
-            self._labels = [str(s) for s in labels]
+            self._labels = [line(s, LABEL_LENGTH) for s in labels]
         self._thumbs.clear()
         self.endResetModel()
 
@@ -60,7 +63,7 @@ class GalleryModel(QAbstractListModel):
             lines = [f"test image #{i}: true {self._label(true)}, answered {self._label(pred)}"]
             lines += [f"  {self._label(c)}: {p * 100:.2f}%" for c, p in top]
             lines.append("Click to put it on the drawing canvas.")
-            return "\n".join(lines)
+            return plain_tooltip("\n".join(lines))
         if role == Qt.ItemDataRole.ForegroundRole:
             return QColor(180, 30, 30) if true != pred else QColor(30, 120, 50)
         if role == self.IndexRole:
@@ -106,8 +109,7 @@ class MistakeGallery(QWidget):
         self.view.setWordWrap(True)
         self.view.setSpacing(2)
         self.view.clicked.connect(self._on_clicked)
-        self.title = QLabel("")
-        self.title.setWordWrap(True)
+        self.title = plain_label(word_wrap=True)  # names classes: text, never HTML
         self.sort_box = QComboBox()
         for key, text in SORTS:
             self.sort_box.addItem(text, key)

@@ -10,6 +10,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from widgets.plain_text import line
+
 DIGIT_LABELS = [str(i) for i in range(10)]
 SINGLE_COLOUR = QColor(144, 164, 184)  # the other classes: quiet blue-grey
 TOP_COLOUR = QColor(21, 101, 192)  # the winning class: strong blue
@@ -37,7 +39,7 @@ class ProbabilityBars(QWidget):
     # ----- public API -----
     def set_labels(self, labels: list[str]) -> None:
         """Class names, one per bar. Shown series that no longer fit are dropped."""
-        labels = [str(label) for label in labels]
+        labels = [line(label, 40) for label in labels]  # class names may come from files: short, no controls
         if not labels:
             raise ProbabilityBarsError("ProbabilityBars.set_labels: need at least one class name")
         self._labels = labels

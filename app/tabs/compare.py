@@ -26,6 +26,7 @@ from engine.train.race import (BOOK_OPTIMIZERS, RaceProgress, RaceResult, learni
 from engine.train.runs import RunFileError, RunRecord
 from widgets.compact_combo import compact_combo_box
 from widgets.loss_plot import LossPlot
+from widgets.plain_text import block, line, message_box, plain_label, plain_tooltip
 from widgets.run_list import RunList
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -156,8 +157,7 @@ class ComparePage(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("End the race now; what has been run so far is kept.")
         self.stop_button.clicked.connect(self.stop_race)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = plain_label(word_wrap=True)  # quotes imported run files: text, never HTML
 
         form = QFormLayout()
         form.addRow("Race", self.mode_box)
@@ -202,7 +202,7 @@ class ComparePage(QWidget):
         color = self._race_colors.pop(record.name, None) or next(self._color_cycle)  # a racer keeps its colour
         self._records[key] = record
         self._colors[key] = color
-        self.runs.add_run(key, record.name, color, checked=True, tooltip=record.summary())
+        self.runs.add_run(key, line(record.name, 80), color, checked=True, tooltip=plain_tooltip(record.summary()))
         self._show(key)
         self._update_buttons()
 
@@ -293,11 +293,11 @@ class ComparePage(QWidget):
             except RunFileError as exc:
                 self.show_error("Could not import the run", str(exc))
             else:
-                self.status.setText(f"Imported {rec.summary()}")
+                self.status.setText(block(f"Imported {rec.summary()}", max_lines=8))
 
     def show_error(self, title: str, text: str) -> None:
         """A modal message; tests replace it to record instead."""
-        QMessageBox.warning(self, title, text)
+        message_box(self, QMessageBox.Icon.Warning, title, text).exec()
 
     # ----- race -----
     def race_configs(self) -> list[tuple[str, TrainConfig]]:

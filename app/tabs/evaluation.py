@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from app.session import Session
 from app.threads import BackgroundTask, TaskRegistry, describe_error
@@ -17,6 +17,7 @@ from engine.train.evaluation import (Evaluation, EvaluationCancelled, cell_indic
                                      misclassified, sort_indices)
 from widgets.confusion_matrix import ConfusionMatrixView
 from widgets.mistake_gallery import MistakeGallery
+from widgets.plain_text import line, plain_label
 
 
 class EvaluationPage(QWidget):
@@ -37,7 +38,7 @@ class EvaluationPage(QWidget):
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Run the current network over the whole test set now.")
         self.evaluate_button.clicked.connect(self.evaluate)
-        self.summary = QLabel("No evaluation yet.")
+        self.summary = plain_label("No evaluation yet.")  # names a network and classes: text, never HTML
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.all_button = QPushButton("All mistakes")
         self.all_button.setToolTip("Show every misclassified test image in the gallery again.")
@@ -112,7 +113,7 @@ class EvaluationPage(QWidget):
         task.failed.connect(self._on_error)
         task.finished.connect(lambda: self._on_finished(task))
         self._task = task
-        self.summary.setText(f"Evaluating {self.session.network_label or 'the network'} on {len(x)} test images…")
+        self.summary.setText(f"Evaluating {line(self.session.network_label or 'the network')} on {len(x)} test images…")
         self.evaluate_button.setEnabled(False)
         self.tasks.start(task)
 
@@ -131,7 +132,7 @@ class EvaluationPage(QWidget):
         worst = int(np.nanargmin(evaluation.per_class_accuracy))
         self.summary.setText(
             f"Test accuracy {evaluation.accuracy:.2%} ({evaluation.correct} of {evaluation.size}), "
-            f"loss {evaluation.loss:.4f}. Hardest class: {names[worst]} "
+            f"loss {evaluation.loss:.4f}. Hardest class: {line(names[worst], 40)} "
             f"({evaluation.per_class_accuracy[worst]:.1%}).")
         self.all_button.setEnabled(True)
         self.show_all_mistakes()
@@ -140,7 +141,7 @@ class EvaluationPage(QWidget):
     def _on_error(self, exc: BaseException) -> None:
         if isinstance(exc, EvaluationCancelled):
             return
-        self.summary.setText(f"Evaluation failed: {describe_error(exc)}")
+        self.summary.setText(f"Evaluation failed: {line(describe_error(exc))}")
         self.evaluationFailed.emit(exc)
 
     # ----- views -----

@@ -40,6 +40,7 @@ from engine.nn.network import make_mlp
 from engine.train.gradcheck import GradCheck, check_gradients
 from widgets.compact_combo import compact_combo_box
 from widgets.lab_controls import PALETTE, make_plot, value_label
+from widgets.plain_text import line, plain_label
 
 SMALL_NETWORKS = {"new-10": [784, 10, 10], "new-50": [784, 50, 10], "new-100": [784, 100, 10]}
 SMALL_ACTIVATION = "sigmoid"  # the book's: smooth everywhere, so the numerical gradient has no kinks to trip on
@@ -90,8 +91,7 @@ class GradientLab(QWidget):
             activation = registry.label(registry.ACTIVATION_CHOICES, SMALL_ACTIVATION)
             self.network_box.addItem(f"A new {'-'.join(map(str, sizes))} network ({activation})", key)
         self.network_box.currentIndexChanged.connect(lambda _: self._suggest_subset())
-        self.data_label = QLabel()
-        self.data_label.setWordWrap(True)
+        self.data_label = plain_label(word_wrap=True)  # names the dataset (a folder's name): text, never HTML
         self.subset_check = QCheckBox("check only")
         self.subset_box = QSpinBox()
         self.subset_box.setRange(1, 1_000_000)
@@ -116,9 +116,8 @@ class GradientLab(QWidget):
         self.table.setMaximumHeight(160)
         self.timing_label = value_label()
         self.timing_label.setWordWrap(True)
-        self.summary_label = QLabel("Compare the gradient backprop computes with the one numerical "
-                                    "differentiation gives, on a mini-batch of 3 images.")
-        self.summary_label.setWordWrap(True)
+        self.summary_label = plain_label("Compare the gradient backprop computes with the one numerical "
+                                         "differentiation gives, on a mini-batch of 3 images.", word_wrap=True)
 
         check_box = QGroupBox("Numerical gradient vs backprop")
         outer = QVBoxLayout(check_box)
@@ -206,9 +205,9 @@ class GradientLab(QWidget):
                 self.network_box.setCurrentIndex(self.network_box.findData("new-10"))
         else:
             item.setEnabled(True)
-            item.setText(f"The current network ({self._network_label or self._network.describe()})")
+            item.setText(f"The current network ({line(self._network_label or self._network.describe(), 80)})")
         if self._dataset is not None and getattr(self._dataset, "x_test", None) is not None:
-            self.data_label.setText(f"the first {BATCH} test images of {self._dataset.name}")
+            self.data_label.setText(f"the first {BATCH} test images of {line(self._dataset.name, 80)}")
         else:
             self.data_label.setText(f"{BATCH} random images (no dataset loaded)")
         self._suggest_subset()
@@ -281,7 +280,7 @@ class GradientLab(QWidget):
         self.check_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_bar.setRange(0, 0)  # busy until the first report
-        self.summary_label.setText(f"Checking {name} …")
+        self.summary_label.setText(f"Checking {line(name)} …")
         self.checkStarted.emit()
         if not task.is_running():
             task.start()
@@ -308,7 +307,7 @@ class GradientLab(QWidget):
 
     def _on_failed(self, exc) -> None:
         message = str(exc) or type(exc).__name__
-        self.summary_label.setText(f"The check failed: {message}")
+        self.summary_label.setText(f"The check failed: {line(message)}")
         self.checkFailed.emit(message)
 
     def _on_finished(self) -> None:
@@ -321,7 +320,7 @@ class GradientLab(QWidget):
         check = report
         self.table.setRowCount(len(check.params))
         for row, p in enumerate(check.params):
-            cells = [p.name, "×".join(map(str, p.shape)), f"{report.checked[p.name]:,} of {report.sizes[p.name]:,}",
+            cells = [line(p.name, 40), "×".join(map(str, p.shape)), f"{report.checked[p.name]:,} of {report.sizes[p.name]:,}",
                      f"{p.max_rel_error:.2e}", f"{p.max_abs_error:.2e}"]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -373,10 +372,10 @@ class GradientLab(QWidget):
                 self.diff_table.setItem(row, col, QTableWidgetItem(text))
         xs = np.array(DEMO_POINTS)
         self.tangent_points.setData(xs, demo_function(xs))
-        for line, x in zip(self.tangents, DEMO_POINTS):
+        for tangent, x in zip(self.tangents, DEMO_POINTS):
             slope = self.differences[x][0]
             span = np.array([x - 5.0, x + 5.0])
-            line.setData(span, demo_function(x) + slope * (span - x))
+            tangent.setData(span, demo_function(x) + slope * (span - x))
         if all(p + h == p for p in DEMO_POINTS):
             spacing = np.spacing(max(DEMO_POINTS))
             self.diff_explain.setText(

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
 from app.controllers.weightfiles import WeightFileController
 from app.session import Session
 from widgets.digit_image import DigitImage
+from widgets.plain_text import block, line, plain_label
 from widgets.probability_bars import ProbabilityBars
 
 
@@ -37,11 +37,8 @@ class ModelsPage(QWidget):
         self.model_list.currentRowChanged.connect(lambda _row: self._update_buttons())
         self.digit = DigitImage(caption="what the models see")
         self.bars = ProbabilityBars()
-        self.verdict = QLabel("Draw a digit on the canvas at the right.")
-        self.verdict.setWordWrap(True)
-        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.verdict = plain_label("Draw a digit on the canvas at the right.", word_wrap=True)
+        self.status = plain_label(word_wrap=True)  # a file's summary: its names are text, never HTML
 
         side = QVBoxLayout()
         side.addWidget(QLabel("Open models"))
@@ -64,8 +61,9 @@ class ModelsPage(QWidget):
         session.weightsUpdated.connect(self._predict)  # the network being trained learned more
         session.modelsChanged.connect(self.refresh)
         session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
-        weightfiles.modelAdded.connect(lambda name, summary: self.status.setText(f"Opened {name}. {summary}"))
-        weightfiles.loadFailed.connect(lambda path, _exc: self.status.setText(f"Could not open {Path(path).name}."))
+        weightfiles.modelAdded.connect(lambda name, summary: self.status.setText(block(f"Opened {name}. {summary}")))
+        weightfiles.loadFailed.connect(
+            lambda path, _exc: self.status.setText(f"Could not open {line(Path(path).name, 80)}."))
         self.refresh()
 
     # ----- models -----

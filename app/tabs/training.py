@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QSpl
 
 from app.session import Session
 from widgets.loss_plot import LossPlot
+from widgets.plain_text import block, plain_label
 from widgets.weight_grid import WeightGrid
 
 WEIGHT_REFRESH_MS = 500  # the first-layer weights are redrawn twice a second while training
@@ -41,8 +42,7 @@ class TrainingPage(QWidget):
         self._w1_start: np.ndarray | None = None  # what "change since the start" is measured from
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        self.banner = QLabel()
-        self.banner.setWordWrap(True)
+        self.banner = plain_label(word_wrap=True)  # may quote a file's name or an error about it: text, never HTML
         self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.banner.hide()
         layout.addWidget(self.banner)
@@ -104,7 +104,7 @@ class TrainingPage(QWidget):
         """A message above the plot until cleared; ``topic`` lets its sender clear only its own message."""
         self._banner_topic = topic
         self.banner.setStyleSheet(BANNER_STYLES[kind])
-        self.banner.setText(text)
+        self.banner.setText(block(text, max_lines=8))
         self.banner.show()
 
     def clear_banner(self, topic: str | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import heapq
 import importlib.util
 import os
 import sys
@@ -20,16 +21,16 @@ import numpy as np
 import platformdirs
 
 from engine.data.dataset import DIGIT_CLASSES, FASHION_CLASSES, Dataset
-from engine.data.download import (DownloadCancelled, DownloadError, OfflineError, ProgressCallback, RemoteFile,
-                             fetch_file, resolve_mirrors)
-from engine.data.idx import IdxError, load_idx_pair, pixels_to_float, read_images, read_labels
+from engine.data.download import (DownloadCancelled, DownloadError, DownloadLimits, OfflineError, ProgressCallback,
+                                  RemoteFile, fetch_file, resolve_mirrors)
+from engine.data.idx import IdxError, check_pair, load_idx_pair, pixels_to_float, read_images, read_labels
 from engine.errors import DatasetError
-from engine.util import atomic_write
+from engine.util import atomic_write, printable
 
 __all__ = [
     "DATASET_NAMES", "REMOTE_DATASETS", "RemoteDataset", "load_dataset", "load_remote", "load_data_dir",
     "load_sample", "cache_dir", "sample_available", "sample_path", "is_cached", "text_progress",
-    "DatasetError", "DownloadError", "OfflineError", "DownloadCancelled", "IdxError",
+    "DatasetError", "DownloadError", "OfflineError", "DownloadCancelled", "DownloadLimits", "IdxError",
 ]
 
 CACHE_ENV = "DIGITLAB_CACHE_DIR"
@@ -99,7 +100,7 @@ _DIR_NAMES = {
 }
 
 _WAYS_FORWARD = (
-    "\nWays forward: use the offline sample (dataset 'mnist-sample', 5,000 real digits, needs "
+    " Ways forward: use the offline sample (dataset 'mnist-sample', 5,000 real digits, needs "
     "`pip install 'digitlab[sample]'`), point --data-dir at a folder holding the IDX files "
     "(train-images-idx3-ubyte.gz, ...), or try again when online."
 )
@@ -113,22 +114,25 @@ def cache_dir() -> Path:
 
 def load_dataset(name: str = SAMPLE_NAME, data_dir: str | os.PathLike | None = None,
                  mirrors: Sequence[str] | None = None, progress: ProgressCallback | None = None,
-                 cancel=None) -> Dataset:
+                 cancel=None, limits: DownloadLimits | None = None, test_only: bool = False) -> Dataset:
     """Load a dataset by name, or from `data_dir` (a folder of IDX files) when that is given.
 
     A name that is not one of DATASET_NAMES but is an existing folder is read as a data_dir.
     `progress(done_bytes, total_bytes, filename)` reports each file being downloaded; `cancel` (a callable
-    returning True, or a threading.Event) stops a download with DownloadCancelled.
+    returning True, or a threading.Event) stops a download with DownloadCancelled within ``limits.poll``
+    seconds (0.2 s by default), even while a server sends nothing; `limits` (a DownloadLimits) bounds each
+    download's time, default engine.data.download.DEFAULT_LIMITS. `test_only` skips reading a data folder's
+    training files (evaluating needs only the test split; a folder's train files may be large).
     """
     if data_dir is not None:
-        return load_data_dir(data_dir)
+        return load_data_dir(data_dir, test_only)
     if name == SAMPLE_NAME:
         return load_sample()
     if name in REMOTE_DATASETS:
-        return load_remote(REMOTE_DATASETS[name], mirrors=mirrors, progress=progress, cancel=cancel)
+        return load_remote(REMOTE_DATASETS[name], mirrors=mirrors, progress=progress, cancel=cancel, limits=limits)
     if isinstance(name, (str, os.PathLike)) and str(name) and Path(name).is_dir():
-        return load_data_dir(name)
-    raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)} "
+        return load_data_dir(name, test_only)
+    raise DatasetError(f"unknown dataset {printable(repr(name))}; choose one of {', '.join(DATASET_NAMES)} "
                        "or give a folder of IDX files (--data-dir DIR)")
 
 
@@ -137,7 +141,7 @@ def is_cached(name: str) -> bool:
     if name == SAMPLE_NAME:
         return sample_available()
     if name not in REMOTE_DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
+        raise DatasetError(f"unknown dataset {printable(repr(name))}; choose one of {', '.join(DATASET_NAMES)}")
     folder = cache_dir() / name
     return all((folder / f.name).is_file() for f in REMOTE_DATASETS[name].files.values())
 
@@ -145,7 +149,7 @@ def is_cached(name: str) -> bool:
 # ----------------------------------------------------------------------------- downloads
 
 def load_remote(remote: RemoteDataset, mirrors: Sequence[str] | None = None,
-                progress: ProgressCallback | None = None, cancel=None) -> Dataset:
+                progress: ProgressCallback | None = None, cancel=None, limits: DownloadLimits | None = None) -> Dataset:
     """Download (once) and decode a RemoteDataset into cache_dir()/<name>/."""
     folder = cache_dir() / remote.name
     bases = resolve_mirrors(remote.mirrors, mirrors)
@@ -156,7 +160,8 @@ def load_remote(remote: RemoteDataset, mirrors: Sequence[str] | None = None,
         if target.is_file() and _decoded_exists(folder, role, _file_key(target, remote_file.known_hash)):
             paths[role] = target  # verified when it was downloaded and decoded; unchanged since (same key)
             continue
-        paths[role] = fetch_file(remote_file, folder, bases, progress=progress, cancel=cancel, hint=_WAYS_FORWARD)
+        paths[role] = fetch_file(remote_file, folder, bases, progress=progress, cancel=cancel, hint=_WAYS_FORWARD,
+                                  limits=limits)
     arrays = {role: _decoded(folder, role, paths[role], remote.files[role].known_hash) for role in ROLES}
     x_train, t_train = _pair(arrays["train-images"], arrays["train-labels"], paths, "train", len(remote.classes))
     x_test, t_test = _pair(arrays["test-images"], arrays["test-labels"], paths, "test", len(remote.classes))
@@ -164,12 +169,7 @@ def load_remote(remote: RemoteDataset, mirrors: Sequence[str] | None = None,
 
 
 def _pair(images: np.ndarray, labels: np.ndarray, paths: dict, split: str, n_classes: int):
-    images_path, labels_path = paths[f"{split}-images"], paths[f"{split}-labels"]
-    if len(images) != len(labels):
-        raise IdxError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
-    if labels.size and int(labels.max()) >= n_classes:
-        raise IdxError(f"{labels_path}: label {int(labels.max())} is out of range for {n_classes} classes")
-    return pixels_to_float(images), labels.astype(np.int64)
+    return check_pair(images, labels, paths[f"{split}-images"], paths[f"{split}-labels"], n_classes)
 
 
 def _file_key(path: Path, known_hash: str) -> str:
@@ -192,9 +192,12 @@ def _decoded(folder: Path, role: str, source: Path, known_hash: str) -> np.ndarr
     cached = _decoded_path(folder, role, key)
     if cached.is_file():
         try:
-            return np.load(cached, allow_pickle=False)
+            array = np.load(cached, allow_pickle=False, mmap_mode="r")  # the header first: shape and dtype
+            if array.dtype == np.uint8 and array.ndim == (3 if role.endswith("images") else 1):
+                return np.array(array)
         except (OSError, ValueError):
-            cached.unlink(missing_ok=True)  # damaged cache: decode again below
+            pass
+        cached.unlink(missing_ok=True)  # damaged or not what this cache writes: decode again below
     array = read_images(source) if role.endswith("images") else read_labels(source)
     for old in folder.glob(f"{role}.*.npy"):
         old.unlink(missing_ok=True)
@@ -208,22 +211,26 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- folders of IDX files
 
-def load_data_dir(data_dir: str | os.PathLike) -> Dataset:
-    """A Dataset from a folder of IDX files; with only t10k-* files it is test-only (x_train None)."""
+def load_data_dir(data_dir: str | os.PathLike, test_only: bool = False) -> Dataset:
+    """A Dataset from a folder of IDX files; with only t10k-* files, or ``test_only``, x_train is None."""
     folder = Path(data_dir).expanduser()
-    if not folder.is_dir():
-        raise DatasetError(f"data folder {folder} does not exist or is not a folder")
-    found = {role: _find_idx(folder, role) for role in ROLES}
-    has_test = found["test-images"] and found["test-labels"]
-    has_train = found["train-images"] and found["train-labels"]
-    if not has_test:
-        looked = ", ".join(f"{n}[.gz]" for r in ROLES for n in _DIR_NAMES[r])
-        present = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "nothing"
-        raise DatasetError(f"{folder} does not hold an MNIST-style test set: looked for {looked} "
-                           f"(at least the two t10k-* files are needed); the folder holds {present}")
+    try:
+        if not folder.is_dir():
+            raise DatasetError(f"{printable(folder)}: no such folder (the data folder must exist and be a folder)")
+        found = {role: _find_idx(folder, role) for role in ROLES}
+        has_test = found["test-images"] and found["test-labels"]
+        has_train = found["train-images"] and found["train-labels"]
+        if not has_test:
+            looked = ", ".join(f"{n}[.gz]" for r in ROLES for n in _DIR_NAMES[r])
+            first = heapq.nsmallest(10, (p.name for p in folder.iterdir()))  # a folder may hold millions
+            present = ", ".join(printable(name, 80) for name in first) or "nothing"
+            raise DatasetError(f"{printable(folder)} does not hold an MNIST-style test set: looked for {looked} "
+                               f"(at least the two t10k-* files are needed); the folder holds {present}")
+    except OSError as exc:
+        raise DatasetError(f"{printable(folder)}: cannot read the data folder: {exc.strerror or exc}") from exc
     x_test, t_test = load_idx_pair(found["test-images"], found["test-labels"])
     x_train = t_train = None
-    if has_train:
+    if has_train and not test_only:
         x_train, t_train = load_idx_pair(found["train-images"], found["train-labels"])
     return Dataset(folder.name or str(folder), x_train, t_train, x_test, t_test, list(DIGIT_CLASSES), str(folder))
 
@@ -314,7 +321,7 @@ def _parse_sample_csv(path: Path) -> np.ndarray:
         with gzip.open(path, "rb") as f:
             text = f.read(64 << 20)  # the real file is ~12 MB unpacked
     except (OSError, EOFError) as exc:
-        raise DatasetError(f"cannot read the MNIST sample {path}: {exc}") from exc
+        raise DatasetError(f"{path}: cannot read the MNIST sample: {exc}") from exc
     lines = text.split()
     try:
         values = np.array(b",".join(lines).split(b","), dtype=np.int64)

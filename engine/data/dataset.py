@@ -5,8 +5,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.errors import DatasetError
+from engine.util import printable
+
 DIGIT_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
 
 
 @dataclass
@@ -25,8 +29,8 @@ class Dataset:
 
     def require_train(self) -> None:
         if not self.has_train:
-            raise ValueError(
-                f"dataset {self.name!r} has only test files ({self.source}); training needs "
+            raise DatasetError(
+                f"dataset {printable(self.name)!r} has only test files ({printable(self.source)}); training needs "
                 "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] as well"
             )
 

@@ -4,6 +4,9 @@ An IDX file is a 4-byte magic number (two zero bytes, a dtype code, the number o
 one big-endian uint32 per dimension, then the values in C order. Files may be gzipped.
 The reader trusts nothing: a lying header or corrupt stream gives an IdxError, never a numpy
 crash, a hang or an allocation the size the header claims before the data is there to back it.
+Datasets are checked from the header before any data is read (28x28 unsigned bytes, a sane count),
+so decompression stops at the size the header declares for them plus one byte: a gzip bomb (a
+small .gz inflating to gigabytes) is refused after inflating at most that much.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from engine.errors import DatasetError
+from engine.util import printable
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (count, rows, columns)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (count)
@@ -25,7 +29,9 @@ LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (count)
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODE_FOR_KIND = {np.dtype(v).newbyteorder("="): k for k, v in IDX_DTYPES.items()}
 
-MAX_DATA_BYTES = 1 << 32  # 4 GiB: far above any real IDX file, so a header claiming more is a lie
+IMAGE_SHAPE = (28, 28)  # rows, columns: every network in DigitLab reads 784 pixels in this layout
+MAX_IMAGES = 250_000  # per file: EMNIST Digits, the largest 28x28 ten-class IDX set in use, has 240,000
+MAX_DATA_BYTES = 256 << 20  # any IDX array: above the largest dataset file DigitLab reads (MAX_IMAGES x 784 bytes)
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -34,37 +40,38 @@ class IdxError(DatasetError):
     """An IDX file is malformed: bad magic number, truncated, too long, or not gzip/IDX at all."""
 
 
-def read_idx(source: str | os.PathLike | BinaryIO) -> np.ndarray:
-    """The array stored in an IDX file (plain or gzipped), in native byte order."""
+def read_idx(source: str | os.PathLike | BinaryIO, check=None) -> np.ndarray:
+    """The array stored in an IDX file (plain or gzipped), in native byte order.
+
+    ``check(where, code, shape)``, when given, sees the header before any data is read and raises
+    IdxError to refuse it; the data read (and decompressed) is then bounded by what the header declares.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        where = printable(path)
         try:
+            if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+                raise IdxError(f"{where}: not a regular file")
             with open(path, "rb") as raw:
-                return _read_idx_stream(raw, str(path))
+                return _read_idx_stream(raw, where, check)
         except OSError as exc:
-            raise IdxError(f"cannot read IDX file {path}: {exc.strerror or exc}") from exc
-    return _read_idx_stream(source, getattr(source, "name", "<stream>"))
+            raise IdxError(f"{where}: cannot read it: {exc.strerror or exc}") from exc
+    return _read_idx_stream(source, printable(getattr(source, "name", "<stream>")), check)
 
 
-def _read_idx_stream(raw: BinaryIO, where: str) -> np.ndarray:
+def _read_idx_stream(raw: BinaryIO, where: str, check) -> np.ndarray:
     head = raw.read(2)
     if not isinstance(head, bytes):
         raise IdxError(f"{where}: expected a binary file, got {type(head).__name__}")
     if head == _GZIP_MAGIC:
         try:
-            raw.seek(0)
-            start = b""
-        except (OSError, AttributeError):  # not seekable: hand gzip what we already took
-            start = head
-        stream = gzip.GzipFile(fileobj=_Prefixed(start, raw) if start else raw, mode="rb")
-        try:
-            return _parse(stream, where + " (gzip)")
-        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-            raise IdxError(f"{where}: corrupt or truncated gzip data ({exc})") from exc
-    return _parse(_Prefixed(head, raw), where)
+            return _parse(_Gunzip(_Prefixed(head, raw)), where + " (gzip)", check)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise IdxError(f"{where}: corrupt or truncated gzip data ({printable(exc)})") from exc
+    return _parse(_Prefixed(head, raw), where, check)
 
 
-def _parse(stream, where: str) -> np.ndarray:
+def _parse(stream, where: str, check) -> np.ndarray:
     magic = _read_exact(stream, 4, where, "the 4-byte magic number")
     if magic[0] != 0 or magic[1] != 0:
         raise IdxError(f"{where}: not an IDX file (magic number starts {magic[:2].hex()}, expected 0000)")
@@ -76,20 +83,22 @@ def _parse(stream, where: str) -> np.ndarray:
         raise IdxError(f"{where}: IDX header declares 0 dimensions")
     dims = np.frombuffer(_read_exact(stream, 4 * ndim, where, f"{ndim} dimension sizes"), dtype=">u4")
     shape = tuple(int(d) for d in dims)
+    if check is not None:
+        check(where, code, shape)
     dtype = np.dtype(IDX_DTYPES[code])
     declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     # a zero dimension makes the data empty, but numpy still refuses a shape whose other sizes overflow
     nominal = math.prod(d for d in shape if d) * dtype.itemsize
     if declared > MAX_DATA_BYTES or nominal > MAX_DATA_BYTES:
-        raise IdxError(f"{where}: header declares shape {shape}, {declared} bytes of data; refusing more than "
-                       f"{MAX_DATA_BYTES} bytes")
-    data = _read_at_most(stream, declared + 1)
+        raise IdxError(f"{where}: header declares shape {shape}, {declared:,} bytes of data; refusing more than "
+                       f"{MAX_DATA_BYTES:,} bytes")
+    data = _read_at_most(stream, declared + 1)  # never more: this is what bounds a decompression bomb
     if len(data) < declared:
-        raise IdxError(f"{where}: truncated: header declares shape {shape} ({declared} bytes of data) "
-                       f"but only {len(data)} bytes follow")
+        raise IdxError(f"{where}: truncated: header declares shape {shape} ({declared:,} bytes of data) "
+                       f"but only {len(data):,} bytes follow")
     if len(data) > declared:
-        raise IdxError(f"{where}: header declares shape {shape} ({declared} bytes of data) "
-                       "but more data follows; the file is not what its header says")
+        raise IdxError(f"{where}: header declares shape {shape} ({declared:,} bytes of data) "
+                       "but more data follows (trailing data, or a file that is not what its header says)")
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -109,6 +118,39 @@ def _read_at_most(stream, limit: int) -> bytearray:
             break
         out += chunk
     return out
+
+
+class _Gunzip:
+    """Inflate gzip data (one or more members) on demand, never more than asked for.
+
+    Not gzip.GzipFile: it reads a member's file-name field one byte per Python call, so a 100 MB
+    "file name" takes ~16 s; zlib parses the whole gzip header in C.
+    """
+
+    def __init__(self, raw: BinaryIO):
+        self._raw, self._inflate, self._input_done = raw, zlib.decompressobj(zlib.MAX_WBITS | 16), False
+
+    def read(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            if self._inflate.eof:  # a member ended: another may follow (gzip allows concatenation)
+                rest = self._inflate.unused_data or self._more()
+                if not rest:
+                    break
+                self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            else:
+                rest = self._inflate.unconsumed_tail or self._more()
+                if not rest:
+                    raise EOFError("the file ends inside compressed data")
+            out += self._inflate.decompress(rest, n - len(out))  # max_length: what bounds a bomb
+        return bytes(out)
+
+    def _more(self) -> bytes:
+        return b"" if self._input_done else self._raw.read(_CHUNK) or self._finish()
+
+    def _finish(self) -> bytes:
+        self._input_done = True
+        return b""
 
 
 class _Prefixed:
@@ -146,32 +188,66 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     return path
 
 
-def read_images(path: str | os.PathLike) -> np.ndarray:
-    """(N, rows, cols) uint8 images from an IDX image file (magic 0x00000803)."""
-    return _read_expecting(path, IMAGES_MAGIC, 3, "images")
+def read_images(path: str | os.PathLike | BinaryIO, shape: tuple[int, int] | None = IMAGE_SHAPE,
+                max_count: int = MAX_IMAGES) -> np.ndarray:
+    """(N, rows, cols) uint8 images from an IDX image file (magic 0x00000803), 1 <= N <= max_count.
+
+    ``shape`` is the (rows, cols) every image must have (None: any); all is checked from the header,
+    before the data is read.
+    """
+    def check(where: str, code: int, dims: tuple) -> None:
+        _check_header(where, code, dims, IMAGES_MAGIC, "images", max_count)
+        if shape is not None and tuple(dims[1:]) != tuple(shape):
+            raise IdxError(f"{where}: images are {dims[1]}×{dims[2]}, DigitLab needs "
+                           f"{shape[0]}×{shape[1]}")
+
+    return read_idx(path, check)
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """(N,) uint8 labels from an IDX label file (magic 0x00000801)."""
-    return _read_expecting(path, LABELS_MAGIC, 1, "labels")
+def read_labels(path: str | os.PathLike | BinaryIO, max_count: int = MAX_IMAGES) -> np.ndarray:
+    """(N,) uint8 labels from an IDX label file (magic 0x00000801), 1 <= N <= max_count."""
+    return read_idx(path, lambda where, code, dims: _check_header(where, code, dims, LABELS_MAGIC, "labels",
+                                                                   max_count))
 
 
-def _read_expecting(path, magic: int, ndim: int, what: str) -> np.ndarray:
-    array = read_idx(path)
-    if array.dtype != np.uint8 or array.ndim != ndim:
-        raise IdxError(f"{path}: expected IDX {what} (magic 0x{magic:08X}: unsigned bytes, {ndim} dimension"
-                       f"{'s' if ndim > 1 else ''}), found {array.dtype} data of shape {array.shape}")
-    return array
+def _check_header(where: str, code: int, dims: tuple, magic: int, what: str, max_count: int) -> None:
+    ndim = magic & 0xFF
+    if code != 0x08 or len(dims) != ndim:
+        kind = np.dtype(IDX_DTYPES[code]).newbyteorder("=").name
+        raise IdxError(f"{where}: expected IDX {what} (magic 0x{magic:08X}: unsigned bytes, {ndim} dimension"
+                       f"{'s' if ndim > 1 else ''}), found magic 0x{(code << 8) | len(dims):08X} ({kind} data, "
+                       f"{len(dims)} dimension{'s' if len(dims) != 1 else ''})")
+    if dims[0] == 0:
+        raise IdxError(f"{where}: holds no {what} (the header says 0)")
+    if dims[0] > max_count:
+        raise IdxError(f"{where}: header declares {dims[0]:,} {what}; refusing more than {max_count:,} "
+                       "(the largest 28×28 digit set has 240,000)")
 
 
 def load_idx_pair(images_path, labels_path, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Images as (N, rows*cols) float32 in [0, 1] and labels as (N,) int64, checked to belong together."""
-    images = read_images(images_path)
-    labels = read_labels(labels_path)
+    """Images as (N, 784) float32 in [0, 1] and labels as (N,) int64, checked to belong together."""
+    try:
+        images = read_images(images_path)
+        labels = read_labels(labels_path)
+        return check_pair(images, labels, images_path, labels_path, n_classes)
+    except MemoryError:  # within MAX_IMAGES, but this machine (or its memory limit) has less to give
+        raise IdxError(f"{printable(images_path)}: not enough memory to load these images (each image needs "
+                       f"{4 * 784:,} bytes as float32)") from None
+
+
+def check_pair(images: np.ndarray, labels: np.ndarray, images_path, labels_path,
+               n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Check decoded uint8 images (N, 28, 28) and labels (N,) belong together; return them as load_idx_pair does."""
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or len(images) == 0:
+        raise IdxError(f"{printable(images_path)}: expected at least one 28×28 image, found an array of "
+                       f"shape {images.shape}")
     if len(images) != len(labels):
-        raise IdxError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
-    if labels.size and int(labels.max()) >= n_classes:
-        raise IdxError(f"{labels_path}: label {int(labels.max())} is out of range for {n_classes} classes")
+        raise IdxError(f"{printable(images_path)}: holds {len(images):,} images but {printable(labels_path)} "
+                       f"holds {len(labels):,} labels")
+    bad = np.flatnonzero(labels >= n_classes)
+    if bad.size:
+        raise IdxError(f"{printable(labels_path)}: label {int(labels[bad[0]])} at index {int(bad[0]):,} is out of "
+                       f"range 0-{n_classes - 1} ({bad.size:,} such labels)")
     return pixels_to_float(images), labels.astype(np.int64)
 
 

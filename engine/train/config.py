@@ -15,8 +15,23 @@ from engine.train.loop import TrainSettings
 _SIZES = re.compile(r"\s*\d+\s*([, ]\s*\d+\s*)*")
 
 
+MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~4× that while training: a typo like 99999999 is refused
+MAX_HIDDEN_LAYERS = 32  # far deeper than any MLP that learns MNIST here; bounds the per-layer work and memory
+
+
 class ConfigError(DigitLabError):
     """A training setting that cannot be used (unknown name, non-positive size, unparsable text)."""
+
+
+def check_mlp_size(hidden: list[int]) -> None:
+    """Refuse an MLP too big to build (ConfigError saying how big), before any memory is asked for."""
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        raise ConfigError(f"{len(hidden)} hidden layers is more than the {MAX_HIDDEN_LAYERS} allowed")
+    sizes = [784, *hidden, 10]
+    weights = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    if weights > MAX_PARAMETERS:
+        raise ConfigError(f"that network has {weights:,} weights, more than the {MAX_PARAMETERS:,} allowed "
+                          f"(it would need {weights * 16 / 2**30:,.1f} GiB to train)")
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -52,6 +67,8 @@ class TrainConfig:
             raise ConfigError(f"unknown architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
         if any(h < 1 for h in self.hidden):
             raise ConfigError(f"hidden layer sizes must be positive, got {self.hidden}")
+        if self.architecture == "mlp":
+            check_mlp_size(self.hidden)
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if self.loss not in LOSSES:

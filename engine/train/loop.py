@@ -102,7 +102,8 @@ def train(
     settings = settings or TrainSettings()
     control = control or TrainControl()
     clock = Stopwatch()  # running time, pauses excluded
-    stepper = Stepper(network, optimizer, x_train, t_train, x_test, t_test, settings, clock=clock.elapsed)
+    stepper = Stepper(network, optimizer, x_train, t_train, x_test, t_test, settings, clock=clock.elapsed,
+                      cancel=lambda: control.stopped)
     clock.restart()  # the data checks above are not training time
     report_every = int(settings.report_every)
 

@@ -164,6 +164,10 @@ class _Gate:
             return self.control._checkpoint(before_wait)[0]
         return not self._cancelled()
 
+    def stopped(self) -> bool:
+        """True once a stop was asked for (checked by the racers between evaluation chunks)."""
+        return self.control.stopped if self.control is not None else self._cancelled()
+
     def epoch_ended(self) -> None:
         if self.control is not None:
             self.control._epoch_ended()
@@ -200,15 +204,17 @@ def race(configs, dataset: Dataset, iterations: int = 1000, control=None,
     settings = TrainSettings(batch_size=batch, epochs=-(-iterations // per_epoch), seed=seed,
                              report_every=int(report_every), eval_train_limit=eval_train_limit)
     clock = Stopwatch()  # shared by every racer: their epoch times count from the start of the race
+    gate = _Gate(control)
     racers = []
     for label, cfg in entries:
         cfg = dataclasses.replace(cfg, seed=seed, batch_size=batch)
         stepper = Stepper(cfg.make_network(), cfg.make_optimizer(), dataset.x_train, dataset.t_train,
-                          dataset.x_test, dataset.t_test, settings, iterations, evaluate_every_epoch, clock.elapsed)
+                          dataset.x_test, dataset.t_test, settings, iterations, evaluate_every_epoch, clock.elapsed,
+                          gate.stopped)
         racers.append(Racer(label, cfg, stepper))
     clock.restart()  # building the networks and checking the data is not racing time
     run = _Race(racers, iterations, clock, callback)
-    status = run.run(_Gate(control), int(report_every))
+    status = run.run(gate, int(report_every))
     race_settings = {"race": [label for label, _ in entries], "race_iterations": iterations, "dataset": dataset.name}
     return RaceResult(racers, run.iteration, status, clock.elapsed(), race_settings)
 
@@ -240,6 +246,9 @@ class _Race:
                     s.step()
                     epoch_ended = epoch_ended or s.epoch_ended
             self.iteration += 1
+            if any(s.status == "stopped" for s in steppers):  # a stop noticed during an epoch's evaluation
+                status = "stopped"
+                break
             if epoch_ended:
                 gate.epoch_ended()
             if epoch_ended or self.iteration % report_every == 0:

@@ -1,7 +1,9 @@
 """A finished (or stopped) training run kept for comparison: its settings, loss curve and epoch metrics.
 
 Runs are saved as JSON (to reopen and compare with later runs) and as CSV (for spreadsheets).
-Writes are atomic (temporary file, then rename) so a crash never leaves a half-written run file.
+Writes are atomic (temporary file, then rename) so a crash never leaves a half-written run file; new
+files get the permissions an editor would give them, a link is written through to its file, and a
+failure raises :class:`engine.util.WriteError` (a DigitLabError and an OSError) saying why in plain words.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,10 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import DigitLabError
-from engine.util import atomic_write, to_jsonable
+from engine.util import (WriteError, atomic_write, open_regular_file, os_error_words, printable, read_limited,
+                         to_jsonable)
 
 FORMAT = "digitlab-run"
 VERSION = 1
+MAX_RUN_FILE_BYTES = 256 << 20  # a million iterations take ~25 MB as JSON; a bigger "run" is not one, only memory
 EPOCH_COLUMNS = ("epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
 
 
@@ -105,24 +110,37 @@ class RunRecord:
 
     def to_json(self, path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        _make_folder(path)
+        atomic_write(path, text, what="the run")
         return path
 
     @classmethod
     def from_json(cls, path) -> "RunRecord":
+        """Read a run file; RunFileError (one line naming the file) for anything that is not a DigitLab run."""
         path = Path(path)
+        where = printable(path)
+        if not os.path.lexists(path):
+            raise RunFileError(f"{where}: no such run file")
+        with open_regular_file(path, RunFileError) as f:  # a FIFO or a device is refused, never read
+            try:
+                raw = read_limited(f, MAX_RUN_FILE_BYTES)
+            except OSError as exc:
+                raise RunFileError(f"{where}: cannot read the run file: {os_error_words(exc)}") from None
+        if len(raw) > MAX_RUN_FILE_BYTES:
+            raise RunFileError(f"{where}: larger than {MAX_RUN_FILE_BYTES >> 20} MiB, too large for a run file")
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RunFileError(f"{path}: no such run file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunFileError(f"{path}: cannot read the run file ({exc})") from None
-        try:
-            data = json.loads(text)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RunFileError(f"{where}: cannot read the run file: not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start})") from None
         except json.JSONDecodeError as exc:
-            raise RunFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-        return cls.from_dict(data, str(path))
+            raise RunFileError(f"{where}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except RecursionError:  # [[[[… 100,000 deep
+            raise RunFileError(f"{where}: not a run file: its JSON is nested too deeply") from None
+        except ValueError as exc:  # a number of 5,000 digits
+            raise RunFileError(f"{where}: not a run file: {printable(exc)}") from None
+        return cls.from_dict(data, where)
 
     # ----- CSV -----
     def to_csv(self, path_prefix) -> tuple[Path, Path]:
@@ -132,16 +150,25 @@ class RunRecord:
             if prefix.endswith(suffix):
                 prefix = prefix[: -len(suffix)]
         loss_path, epoch_path = Path(prefix + "-losses.csv"), Path(prefix + "-epochs.csv")
-        loss_path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(loss_path)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["iteration", "loss"])
         writer.writerows(zip(self.iterations.tolist(), (repr(v) for v in self.losses.tolist())))
-        atomic_write(loss_path, buf.getvalue())
+        atomic_write(loss_path, buf.getvalue(), what="the run's losses")
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(EPOCH_COLUMNS)
         for e in self.epochs:
             writer.writerow(["" if e.get(c) is None else e.get(c) for c in EPOCH_COLUMNS])
-        atomic_write(epoch_path, buf.getvalue())
+        atomic_write(epoch_path, buf.getvalue(), what="the run's epochs")
         return loss_path, epoch_path
+
+
+def _make_folder(path: Path) -> None:
+    """Create the folder ``path`` goes in (and its parents), or WriteError saying why not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"{printable(path)}: cannot create the folder {printable(path.parent)}: "
+                         f"{os_error_words(exc)}") from None

@@ -13,10 +13,11 @@ import numpy as np
 from engine.errors import WeightFileError
 from engine.nn.conv import conv_output_size
 from engine.nn.models import DEEP_PADS, INPUT_SHAPE, deep_convnet_spec, simple_convnet_spec
+from engine.weightfiles.text import names
 
 INPUT_PIXELS = 784
 NUM_CLASSES = 10
-_PARAM_NAME = re.compile(r"([A-Za-z_]+?)(\d+)")
+_PARAM_NAME = re.compile(r"([A-Za-z_]+?)(\d{1,6})")  # W1…W999999: a longer number is no layer
 
 
 def _index_of(name: str, letter: str) -> int | None:
@@ -31,14 +32,14 @@ def mlp_sizes(params: dict[str, np.ndarray], where: str = "weights") -> tuple[li
     w_idx = sorted(i for k in params if (i := _index_of(k, "W")) is not None)
     b_idx = {i for k in params if (i := _index_of(k, "b")) is not None}
     if not w_idx:
-        raise WeightFileError(f"{where}: no W1, W2, … entries (found {', '.join(sorted(params)[:12])})")
+        raise WeightFileError(f"{where}: no W1, W2, … entries (found {names(sorted(params))})")
     n = len(w_idx)
     if w_idx != list(range(1, n + 1)):
-        raise WeightFileError(f"{where}: layer weights are numbered {', '.join(f'W{i}' for i in w_idx)}; expected "
+        raise WeightFileError(f"{where}: layer weights are numbered {names(f'W{i}' for i in w_idx)}; expected "
                               f"W1…W{n} without gaps")
     extra = sorted(set(params) - {f"W{i}" for i in w_idx} - {f"b{i}" for i in w_idx})
     if extra:
-        raise WeightFileError(f"{where}: entries {', '.join(extra)} do not belong to an MLP of W1…W{n}, b1…b{n} "
+        raise WeightFileError(f"{where}: entries {names(extra)} do not belong to an MLP of W1…W{n}, b1…b{n} "
                               "(batch normalisation and other layers are not supported)")
     fixed = {}
     sizes = []
@@ -89,7 +90,7 @@ def _check_conv(params: dict, i: int, channels: int, size: int | None = None) ->
     """Validates W{i}, b{i} as filters over ``channels`` inputs; returns (filters, kernel size)."""
     w, b = _shape(params, f"W{i}"), _shape(params, f"b{i}")
     k = size or (w[2] if len(w) == 4 else 0)
-    if len(w) != 4 or w[1] != channels or w[2] != k or w[3] != k or w[0] < 1 or k < 1:
+    if len(w) != 4 or w[1] != channels or w[2] != k or w[3] != k or w[0] < 1 or not 1 <= k <= INPUT_SHAPE[1]:
         raise _bad(f"W{i}", w, f"(filters, {channels}, {k or 'k'}, {k or 'k'})")
     if b != (w[0],):
         raise _bad(f"b{i}", b, f"({w[0]},)")
@@ -168,6 +169,6 @@ def _recognise_book_cnn(params: dict[str, np.ndarray]) -> dict | None:
     if keys == DEEP_KEYS:
         return _recognise_deep(params)
     raise WeightFileError(
-        f"CNN weights: W1 has shape {_shape(params, 'W1')} (a convolution) but the keys {sorted(keys)} match neither "
+        f"CNN weights: W1 has shape {_shape(params, 'W1')} (a convolution) but the keys {names(sorted(keys))} match neither "
         f"SimpleConvNet ({sorted(SIMPLE_KEYS)}) nor DeepConvNet (W1…W8, b1…b8)"
     )

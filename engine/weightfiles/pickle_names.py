@@ -3,123 +3,33 @@
 A pickle names functions and classes and calls them. Here only the handful a weight file needs
 (numpy arrays, dtypes and scalars, builtin containers, ``collections.OrderedDict``) resolve to
 replacements written here, which check their arguments; every other name becomes a :class:`StandIn`
-class that records module and name, is never imported, and refuses to be called.
+class (:mod:`engine.weightfiles.pickle_objects`) that records module and name, is never imported, and
+refuses to be called.
 """
 from __future__ import annotations
 
 import pickle
 import re
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
 from engine.errors import UnsafePickleError, WeightFileError
+from engine.util import shorten
+from engine.weightfiles.pickle_objects import (PICKLED_CONTAINERS, PickledDict, PickledList, PickledOrderedDict,
+                                               SafeCallable, StandIn, check_keys, is_stand_in_class, make_stand_in,
+                                               refuse_call)
 
-MAX_NDIM = 32
+__all__ = ["ArrayBuilder", "Budget", "DtypeBuilder", "StandIn", "allowed_names", "make_stand_in"]
 
-class StandIn:
-    """An inert record of an object whose class the file names but we never import.
-
-    ``module``/``name`` (on the class) say what the file called it; ``args`` are the
-    constructor arguments recorded by NEWOBJ, ``state`` what ``__setstate__``
-    received (usually the object's ``__dict__``), ``items``/``listitems`` what was
-    added to it as if it were a dict or a list.
-    """
-
-    __slots__ = ("args", "state", "items", "listitems")
-    module = ""
-    name = ""
-
-    def __new__(cls, *args, **kwargs):
-        obj = object.__new__(cls)
-        obj.args = args
-        obj.state = None
-        obj.items = {}
-        obj.listitems = []
-        return obj
-
-    def __setstate__(self, state) -> None:
-        self.state = state
-
-    def __setitem__(self, key, value) -> None:
-        self.items[key] = value
-
-    def append(self, value) -> None:
-        self.listitems.append(value)
-
-    def extend(self, values) -> None:
-        self.listitems.extend(values)
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{type(self).module}.{type(self).name}"
-
-    @property
-    def attributes(self) -> dict:
-        """The object's ``__dict__`` as pickled (a ``(dict, slots)`` state is merged), else {}."""
-        state = self.state
-        if isinstance(state, tuple) and len(state) == 2 and all(s is None or isinstance(s, dict) for s in state):
-            merged = dict(state[0] or {})
-            merged.update(state[1] or {})
-            return merged
-        return state if isinstance(state, dict) else {}
-
-    def __repr__(self) -> str:
-        return f"<stand-in for {self.qualified_name}>"
+MAX_NDIM = 32  # numpy's own limit is 64; weight arrays have at most 4 dimensions
 
 
-class _StandInMeta(type):
-    """Stand-in classes can be instantiated inertly (``__new__``) but never called or modified."""
-
-    def __call__(cls, *args, **kwargs):
-        raise UnsafePickleError(f"refused: the file tries to call {cls.module}.{cls.name}")
-
-    def __setattr__(cls, key, value):
-        raise UnsafePickleError(f"refused: the file tries to modify {cls.module}.{cls.name}")
-
-
-def make_stand_in(module: str, name: str) -> type:
-    safe_name = re.sub(r"\W", "_", name)[:80] or "_"
-    namespace = {"__slots__": (), "module": module, "name": name, "__module__": __name__}
-    return _StandInMeta(safe_name, (StandIn,), namespace)
-
-
-def _is_stand_in_class(obj) -> bool:
-    return isinstance(obj, type) and issubclass(obj, StandIn)
-
-
-def _refuse_call(what: str):
-    raise UnsafePickleError(f"refused: the file tries to call {what}")
-
-
-class _SafeCallable:
-    """One of our own replacements for a name a weight file may call; it cannot be modified by BUILD."""
-
-    __slots__ = ("qualname", "func")
-
-    def __init__(self, qualname: str, func) -> None:
-        object.__setattr__(self, "qualname", qualname)
-        object.__setattr__(self, "func", func)
-
-    def __call__(self, *args, **kwargs):
-        return self.func(*args, **kwargs)
-
-    def __setstate__(self, state) -> None:
-        raise UnsafePickleError(f"refused: the file tries to modify {self.qualname}")
-
-    def __setattr__(self, key, value) -> None:
-        raise UnsafePickleError(f"refused: the file tries to modify {self.qualname}")
-
-    def __repr__(self) -> str:
-        return f"<safe {self.qualname}>"
-
-
-class _NdarrayMarker(_SafeCallable):
+class _NdarrayMarker(SafeCallable):
     """Stands for ``numpy.ndarray``: only ``_reconstruct`` may use it; calling it could allocate any size."""
 
     def __call__(self, *args, **kwargs):
-        _refuse_call("numpy.ndarray directly (it would allocate memory of any size)")
+        refuse_call("numpy.ndarray directly (it would allocate memory of any size)")
 
 
 _NDARRAY = _NdarrayMarker("numpy.ndarray", None)
@@ -141,7 +51,7 @@ def _numeric_dtype(spec) -> np.dtype:
         raise UnsafePickleError("refused: the file holds a numpy array of dtype object (pickled Python objects "
                                 "inside an array can run code)")
     else:
-        raise UnsafePickleError(f"refused: numpy dtype {str(spec)[:40]!r}: only numeric arrays are allowed in a "
+        raise UnsafePickleError(f"refused: numpy dtype {_value(spec)}: only numeric arrays are allowed in a "
                                 "weight file")
     if dt.kind not in "biufc" or dt.fields is not None or dt.shape != ():
         raise UnsafePickleError(f"refused: numpy dtype {dt}: only numeric arrays are allowed in a weight file")
@@ -183,9 +93,9 @@ class Budget:
                                     "(the same data reused many times: a memory bomb)")
 
 
-def _as_bytes(raw, what: str) -> bytes:
+def _as_bytes(raw, what: str) -> bytes | bytearray:
     if isinstance(raw, (bytes, bytearray)):
-        return bytes(raw)
+        return raw  # np.frombuffer reads either; the array is copied once below
     if isinstance(raw, str):  # Python 2 pickles: str holds bytes (decoded as latin-1)
         return raw.encode("latin-1")
     if isinstance(raw, list):
@@ -197,16 +107,25 @@ def _check_shape(shape, what: str) -> tuple:
     if not isinstance(shape, (tuple, list)) or len(shape) > MAX_NDIM:
         raise UnsafePickleError(f"refused: {what} has an invalid shape")
     if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 40 for d in shape):
-        raise UnsafePickleError(f"refused: {what} has an invalid shape {tuple(shape)[:8]}")
+        raise UnsafePickleError(f"refused: {what} has an invalid shape ({', '.join(_value(d) for d in shape[:8])})")
     return tuple(shape)
+
+
+def _value(v) -> str:
+    """A value from the file, for a message: short, and never str() of a huge int (which raises)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v) if v.bit_length() <= 64 else f"an integer of {v.bit_length():,} bits"
+    if isinstance(v, (str, float, bool, type(None))):
+        return repr(shorten(v, 40)) if isinstance(v, str) else repr(v)
+    return type(v).__name__
 
 
 def _build_array(raw, dtype: np.dtype, shape: tuple, fortran: bool, budget: Budget) -> np.ndarray:
     data = _as_bytes(raw, "a numpy array")
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if expected != len(data):
-        raise UnsafePickleError(f"refused: a numpy array declares shape {shape} of {dtype} ({expected} bytes) "
-                                f"but holds {len(data)} bytes")
+        raise UnsafePickleError(f"refused: a numpy array declares shape {shorten(shape, 80)} of {dtype} "
+                                f"({shorten(f'{expected:,}', 40)} bytes) but holds {len(data):,} bytes")
     budget.take(len(data))
     arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     return arr.astype(dtype.newbyteorder("="), order="C")  # a writable native-order copy
@@ -238,7 +157,7 @@ class ArrayBuilder:
 def allowed_names(budget: Budget) -> dict[tuple[str, str], Any]:
     def reconstruct(subtype, shape=None, dtype_code=None):
         if subtype is not _NDARRAY:
-            _refuse_call(f"numpy's array reconstructor with class {_describe(subtype)} (only numpy.ndarray "
+            refuse_call(f"numpy's array reconstructor with class {_describe(subtype)} (only numpy.ndarray "
                          "is allowed)")
         return ArrayBuilder(budget)
 
@@ -258,7 +177,7 @@ def allowed_names(budget: Budget) -> dict[tuple[str, str], Any]:
 
     def encode(obj, encoding="utf-8", errors="strict"):
         if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
-            _refuse_call(f"_codecs.encode with encoding {str(encoding)[:20]!r}")
+            refuse_call(f"_codecs.encode with encoding {_value(encoding)}")
         return obj.encode(encoding)
 
     def sized(kind):
@@ -269,7 +188,7 @@ def allowed_names(budget: Budget) -> dict[tuple[str, str], Any]:
                 return kind(args[0], args[1])
             if len(args) == 1 and isinstance(args[0], (bytes, bytearray, list, tuple)):
                 return kind(args[0])
-            _refuse_call(f"builtins.{kind.__name__} with arguments other than data (an int allocates memory)")
+            refuse_call(f"builtins.{kind.__name__} with arguments other than data (an int allocates memory)")
         return make
 
     def collection(kind):
@@ -277,21 +196,23 @@ def allowed_names(budget: Budget) -> dict[tuple[str, str], Any]:
             if not args:
                 return kind()
             if len(args) == 1 and isinstance(args[0], (list, tuple, set, frozenset)):
+                if isinstance(args[0], (list, tuple)):  # a set's elements were checked when it was made
+                    check_keys(args[0], f"builtins.{kind.__name__}")
                 return kind(args[0])
-            _refuse_call(f"builtins.{kind.__name__} with arguments other than a list")
+            refuse_call(f"builtins.{kind.__name__} with arguments other than a list")
         return make
 
     def make_complex(real=0.0, imag=0.0):
         if not all(isinstance(v, (int, float)) for v in (real, imag)):
-            _refuse_call("builtins.complex with arguments other than numbers")
+            refuse_call("builtins.complex with arguments other than numbers")
         return complex(real, imag)
 
     def reconstructor(cls, base, state=None):
-        if not _is_stand_in_class(cls):
-            _refuse_call(f"copyreg._reconstructor with class {_describe(cls)} (only unknown, inert classes "
+        if not is_stand_in_class(cls):
+            refuse_call(f"copyreg._reconstructor with class {_describe(cls)} (only unknown, inert classes "
                          "are rebuilt)")
-        if base not in (object, dict, list):
-            _refuse_call(f"copyreg._reconstructor with base {_describe(base)} (it would run that class's code)")
+        if base not in (object, PickledDict, PickledList):
+            refuse_call(f"copyreg._reconstructor with base {_describe(base)} (it would run that class's code)")
         obj = StandIn.__new__(cls)
         if isinstance(state, dict):
             obj.items.update(state)
@@ -305,43 +226,43 @@ def allowed_names(budget: Budget) -> dict[tuple[str, str], Any]:
     def newobj_ex(cls, args=(), kwargs=None):
         return _new_instance(cls, tuple(args) if isinstance(args, (tuple, list)) else (), "copyreg.__newobj_ex__")
 
-    names: dict[tuple[str, str], Any] = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _SafeCallable(
+    names: dict[tuple[str, str], Any] = {("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): SafeCallable(
         "numpy.dtype", DtypeBuilder)}
     for core in ("numpy.core", "numpy._core"):
-        names[(f"{core}.multiarray", "_reconstruct")] = _SafeCallable(f"{core}.multiarray._reconstruct", reconstruct)
-        names[(f"{core}.multiarray", "scalar")] = _SafeCallable(f"{core}.multiarray.scalar", scalar)
-        names[(f"{core}.numeric", "_frombuffer")] = _SafeCallable(f"{core}.numeric._frombuffer", frombuffer)
-    names[("_codecs", "encode")] = _SafeCallable("_codecs.encode", encode)
-    names[("collections", "OrderedDict")] = OrderedDict
+        names[(f"{core}.multiarray", "_reconstruct")] = SafeCallable(f"{core}.multiarray._reconstruct", reconstruct)
+        names[(f"{core}.multiarray", "scalar")] = SafeCallable(f"{core}.multiarray.scalar", scalar)
+        names[(f"{core}.numeric", "_frombuffer")] = SafeCallable(f"{core}.numeric._frombuffer", frombuffer)
+    names[("_codecs", "encode")] = SafeCallable("_codecs.encode", encode)
+    names[("collections", "OrderedDict")] = PickledOrderedDict
     for builtins in ("builtins", "__builtin__"):
         names[(builtins, "object")] = object
-        names[(builtins, "dict")] = dict
-        names[(builtins, "list")] = list
-        names[(builtins, "set")] = _SafeCallable("builtins.set", collection(set))
-        names[(builtins, "frozenset")] = _SafeCallable("builtins.frozenset", collection(frozenset))
-        names[(builtins, "bytearray")] = _SafeCallable("builtins.bytearray", sized(bytearray))
-        names[(builtins, "bytes")] = _SafeCallable("builtins.bytes", sized(bytes))
-        names[(builtins, "complex")] = _SafeCallable("builtins.complex", make_complex)
+        names[(builtins, "dict")] = PickledDict
+        names[(builtins, "list")] = PickledList
+        names[(builtins, "set")] = SafeCallable("builtins.set", collection(set))
+        names[(builtins, "frozenset")] = SafeCallable("builtins.frozenset", collection(frozenset))
+        names[(builtins, "bytearray")] = SafeCallable("builtins.bytearray", sized(bytearray))
+        names[(builtins, "bytes")] = SafeCallable("builtins.bytes", sized(bytes))
+        names[(builtins, "complex")] = SafeCallable("builtins.complex", make_complex)
     for copyreg in ("copyreg", "copy_reg"):
-        names[(copyreg, "_reconstructor")] = _SafeCallable("copyreg._reconstructor", reconstructor)
-        names[(copyreg, "__newobj__")] = _SafeCallable("copyreg.__newobj__", newobj)
-        names[(copyreg, "__newobj_ex__")] = _SafeCallable("copyreg.__newobj_ex__", newobj_ex)
+        names[(copyreg, "_reconstructor")] = SafeCallable("copyreg._reconstructor", reconstructor)
+        names[(copyreg, "__newobj__")] = SafeCallable("copyreg.__newobj__", newobj)
+        names[(copyreg, "__newobj_ex__")] = SafeCallable("copyreg.__newobj_ex__", newobj_ex)
     return names
 
 
 def _new_instance(cls, args: tuple, via: str):
-    if _is_stand_in_class(cls):
+    if is_stand_in_class(cls):
         return StandIn.__new__(cls, *args)
-    if cls in (OrderedDict, dict, list, object):
+    if cls in PICKLED_CONTAINERS or cls is object:
         return cls.__new__(cls)
-    _refuse_call(f"{via} with class {_describe(cls)}")
+    refuse_call(f"{via} with class {_describe(cls)}")
 
 
 def _describe(obj) -> str:
-    if _is_stand_in_class(obj):
-        return f"{obj.module}.{obj.name}"
-    if isinstance(obj, _SafeCallable):
+    if is_stand_in_class(obj):
+        return shorten(f"{obj.module}.{obj.name}")
+    if isinstance(obj, SafeCallable):
         return obj.qualname
     if isinstance(obj, type):
-        return f"{obj.__module__}.{obj.__qualname__}"
+        return getattr(obj, "pickled_name", None) or f"{obj.__module__}.{obj.__qualname__}"
     return type(obj).__name__

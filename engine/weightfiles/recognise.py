@@ -8,20 +8,29 @@ in the file > guessed on a probe batch (:mod:`engine.weightfiles.probe`, reporte
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import WeightFileError
+from engine.errors import DigitLabError, WeightFileError
 from engine.nn.layers import ACTIVATIONS
-from engine.nn.network import Network, build_network, mlp_spec
-from engine.weightfiles.architectures import mlp_sizes, recognise_cnn
+from engine.nn.network import Network, SpecError, build_network, mlp_spec, spec_footprint
+from engine.util import shorten
+from engine.weightfiles.architectures import INPUT_PIXELS, mlp_sizes, recognise_cnn
+from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, for_display
+from engine.weightfiles.pickle_scan import short_error
 from engine.weightfiles.probe import choose
 from engine.weightfiles.read import WeightContents, read_weight_arrays
+from engine.weightfiles.text import describe_key
 
 ACTIVATION_CANDIDATES = ("sigmoid", "relu")  # the book's two; tanh is only used when asked for
 SCALE_CANDIDATES = (1.0, 255.0)
+EVAL_BATCH = 1000  # engine.train.evaluation evaluates in batches of 1,000 (the probe uses 500)
+TRAIN_BATCH = 100  # training keeps every layer's activations for a batch (the CLI's default batch size)
+MAX_LISTED = 1000  # entries listed by inspect (a weight file has a few dozen)
+FORWARD_BUDGET = 2 << 30  # bytes one batch may need: the book's float64 DeepConvNet needs 1.2 GiB at 1,000 images
 
 
 def _check_arrays(params: dict, where: str) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -32,23 +41,24 @@ def _check_arrays(params: dict, where: str) -> tuple[dict[str, np.ndarray], list
         raise WeightFileError(f"{where}: the file holds no weight arrays")
     for key, value in params.items():
         if not isinstance(key, str):
-            raise WeightFileError(f"{where}: a weight is named {key!r}; names must be strings such as 'W1'")
+            raise WeightFileError(f"{where}: a weight is named {describe_key(key)}; names must be strings such as 'W1'")
         if not isinstance(value, np.ndarray):
-            raise WeightFileError(f"{where}: {key} is a {type(value).__name__}, not a numpy array")
+            raise WeightFileError(f"{where}: {describe_key(key)} is a {type(value).__name__}, not a numpy array")
+        key_text = describe_key(key)
         if value.dtype.kind in "iub":
-            notes.append(f"{key} was stored as {value.dtype}; converted to float32")
+            notes.append(f"{key_text} was stored as {value.dtype}; converted to float32")
             value = value.astype(np.float32)
         elif value.dtype == np.float16:
-            notes.append(f"{key} was stored as float16; converted to float32")
+            notes.append(f"{key_text} was stored as float16; converted to float32")
             value = value.astype(np.float32)
         elif value.dtype.kind != "f":
-            raise WeightFileError(f"{where}: {key} has shape {value.shape} and dtype {value.dtype}; weights must be "
+            raise WeightFileError(f"{where}: {key_text} has shape {value.shape} and dtype {value.dtype}; weights must be "
                                   "real numbers (float32 or float64)")
         if value.size == 0:
-            raise WeightFileError(f"{where}: {key} has shape {value.shape}: it is empty")
+            raise WeightFileError(f"{where}: {key_text} has shape {value.shape}: it is empty")
         bad = int(value.size - np.count_nonzero(np.isfinite(value)))
         if bad:
-            raise WeightFileError(f"{where}: {key} (shape {value.shape}) holds {bad} NaN or infinite value"
+            raise WeightFileError(f"{where}: {key_text} (shape {value.shape}) holds {bad} NaN or infinite value"
                                   f"{'s' if bad > 1 else ''}: the network diverged before it was saved")
         out[key] = value
     return out, notes
@@ -57,8 +67,8 @@ def _check_arrays(params: dict, where: str) -> tuple[dict[str, np.ndarray], list
 def _build(spec: dict, params: dict, where: str, info: dict, activation: str | None, scale: float) -> Network:
     try:
         return build_network(_with(spec, activation, scale), params=params, info=info)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise WeightFileError(f"{where}: the weights do not fit the network they describe ({exc})") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, ArithmeticError) as exc:
+        raise WeightFileError(f"{where}: the weights do not fit the network they describe ({shorten(exc)})") from None
 
 
 def _with(spec: dict, activation: str | None, scale: float) -> dict:
@@ -73,16 +83,28 @@ def _with(spec: dict, activation: str | None, scale: float) -> dict:
 
 
 def _check_stored_spec(spec: dict, where: str) -> None:
-    """A DigitLab file's spec has the shape ``Network.spec()`` gives; anything else is a damaged file."""
-    layers = spec.get("layers")
-    scale = spec.get("input_scale", 1.0)
-    ok = (isinstance(layers, list) and layers and all(isinstance(l, dict) and isinstance(l.get("type"), str)
-                                                      for l in layers)
-          and isinstance(spec.get("input_shape"), list) and all(isinstance(d, int) for d in spec["input_shape"])
-          and isinstance(scale, (int, float)) and not isinstance(scale, bool) and np.isfinite(scale) and scale > 0)
-    if not ok:
-        raise WeightFileError(f"{where}: the network description stored in the file is damaged "
-                              f"({json.dumps(spec)[:200]})")
+    """A DigitLab file's spec has the shape ``Network.spec()`` gives, sane numbers, and takes a 28×28 image."""
+    try:
+        spec_footprint(spec)
+    except SpecError as exc:
+        raise WeightFileError(f"{where}: the network description stored in the file is damaged ({exc})") from None
+    if math.prod(spec["input_shape"]) != INPUT_PIXELS:
+        raise WeightFileError(f"{where}: the network stored in the file takes input of shape {spec['input_shape']}, "
+                              f"not a 28×28 image ({INPUT_PIXELS} pixels)")
+
+
+def _check_memory(spec: dict, params: dict, where: str) -> None:
+    """Refuse a network whose forward pass on a batch would need more than ``FORWARD_BUDGET`` bytes."""
+    try:
+        peak, total = spec_footprint(spec)
+    except SpecError as exc:
+        raise WeightFileError(f"{where}: {exc}") from None
+    itemsize = max([4] + [v.dtype.itemsize for v in params.values()])
+    need = max(peak * EVAL_BATCH, 2 * total * TRAIN_BATCH) * itemsize  # training: activations and their gradients
+    if need > FORWARD_BUDGET:
+        raise WeightFileError(f"{where}: refused: running this network on a batch of {EVAL_BATCH:,} images would "
+                              f"need {need / (1 << 30):,.1f} GiB (its layers' sizes, pads and strides), more than the "
+                              f"{FORWARD_BUDGET / (1 << 30):g} GiB limit")
 
 
 def _spec_activation(spec: dict) -> str | None:
@@ -114,20 +136,38 @@ class LoadedWeights:
             f"[0, 1] × {self.input_scale:g}"
         lines.append(f"  expects pixels in {pixels} ({how.get(self.scale_source, '')})")
         if self.metadata.get("saved_at"):
-            lines.append(f"  saved {self.metadata['saved_at']} by DigitLab {self.metadata.get('digitlab_version', '?')}")
+            lines.append(f"  saved {shorten(self.metadata['saved_at'], 60)} by DigitLab "
+                         f"{shorten(self.metadata.get('digitlab_version', '?'), 60)}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
+def _guarded(path, work):
+    """Run ``work()``; whatever a file makes go wrong comes out as one :class:`WeightFileError` line."""
+    try:
+        return work()
+    except DigitLabError:
+        raise
+    except MemoryError:
+        raise WeightFileError(f"{path}: refused: reading it needed more memory than there is") from None
+    except RecursionError:
+        raise WeightFileError(f"{path}: refused: its data is nested too deeply") from None
+    except Exception as exc:  # a case no check above foresaw: still one line, naming the file
+        raise WeightFileError(f"{path}: cannot be used ({short_error(exc)}); if the file is a sound weight file, "
+                              "please report this") from None
+
+
 def load_weights(path: str | os.PathLike, activation: str | None = None, input_scale: float | None = None,
                  probe: tuple[np.ndarray, np.ndarray] | None = None) -> LoadedWeights:
-    """Load a weight file and build its network; guess what the file does not say (see the module doc)."""
+    """Load a weight file and build its network; guess what the file does not say (see the module doc).
+
+    Every problem with the file raises :class:`WeightFileError` (one line, naming the file).
+    """
     if activation is not None and activation not in ACTIVATIONS:
         raise WeightFileError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     if input_scale is not None and not (np.isfinite(input_scale) and input_scale > 0):
         raise WeightFileError(f"input_scale must be a positive number such as 1 or 255, not {input_scale!r}")
-    contents = read_weight_arrays(path)
-    return _load_contents(contents, activation, input_scale, probe)
+    return _guarded(path, lambda: _load_contents(read_weight_arrays(path), activation, input_scale, probe))
 
 
 def _load_contents(contents: WeightContents, activation, input_scale, probe) -> LoadedWeights:
@@ -156,6 +196,7 @@ def _load_contents(contents: WeightContents, activation, input_scale, probe) -> 
         else:
             sizes, params = mlp_sizes(params, where)
             spec, name, base_act = mlp_spec(sizes, "relu"), None, None
+    _check_memory(spec, params, where)
 
     # the activation and input scale: given > stored in the file > guessed by probe
     act_source = scale_source = "guessed"
@@ -208,21 +249,32 @@ def inspect_weights(path: str | os.PathLike, probe: tuple[np.ndarray, np.ndarray
 
     Unreadable or unsafe files raise :class:`WeightFileError`; readable files whose arrays
     fit no network are reported with ``recognised: False`` and the reason in ``error``.
+    Text from the file (names, classes, metadata) is shortened; escaping control characters
+    for a terminal is left to the caller (``engine.util.printable``).
     """
+    return _guarded(path, lambda: _inspect(path, probe))
+
+
+def _inspect(path, probe) -> dict:
     contents = read_weight_arrays(path)
+    entries = [{"name": describe_key(k), "shape": list(np.shape(v)), "dtype": str(getattr(v, "dtype", type(v).__name__))}
+               for k, v in list(contents.params.items())[:MAX_LISTED]]
     out = {
         "path": str(path),
         "kind": contents.kind,
-        "entries": [{"name": k, "shape": list(np.shape(v)), "dtype": str(getattr(v, "dtype", type(v).__name__))}
-                    for k, v in contents.params.items()],
+        "entries": entries,
         "pickled_classes": contents.classes,
-        "metadata": contents.metadata,
+        "metadata": for_display(contents.metadata),
     }
+    if len(contents.params) > MAX_LISTED:
+        out["entries_not_listed"] = len(contents.params) - MAX_LISTED
     try:
         loaded = _load_contents(contents, None, None, probe)
     except WeightFileError as exc:
         lines = [f"{path} ({contents.kind}): not recognised", f"  {exc}"]
-        lines += [f"  {e['name']:<4} {str(tuple(e['shape'])):<16} {e['dtype']}" for e in out["entries"]]
+        lines += [f"  {e['name']:<4} {str(tuple(e['shape'])):<16} {e['dtype']}" for e in entries[:MAX_SHOWN_ITEMS]]
+        if len(contents.params) > MAX_SHOWN_ITEMS:
+            lines.append(f"  … {len(contents.params) - MAX_SHOWN_ITEMS:,} more entries")
         return {**out, "recognised": False, "error": str(exc), "summary": "\n".join(lines)}
     return {**out, "recognised": True, "architecture": loaded.architecture, "spec": loaded.network.spec(),
             "activation": loaded.activation, "activation_source": loaded.activation_source,

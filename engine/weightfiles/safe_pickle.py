@@ -10,9 +10,11 @@ refuses to be called. An object such as the book's pickled ``TwoLayerNet``
 therefore loads as data (its ``params`` can be read) while a file that tries
 to call ``os.system`` is refused with :class:`UnsafePickleError`.
 
-Sizes are bounded too: the opcode stream is scanned first (declared lengths,
-memo indices, number of opcodes), arrays must hold exactly the bytes their
-shape declares, and the arrays built may not add up to more than the file.
+Sizes are bounded too: the opcode stream is dry-run first
+(:mod:`engine.weightfiles.pickle_scan`: nesting depth, container sizes, copies,
+memo indices, dictionary keys, number of opcodes), arrays must hold exactly the
+bytes their shape declares, the arrays built may not add up to more than the
+file, and what is returned is plain data nested at most ``MAX_DEPTH`` deep.
 """
 from __future__ import annotations
 
@@ -20,18 +22,20 @@ import _compat_pickle
 import io
 import os
 import pickle
-import pickletools
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
 from engine.errors import UnsafePickleError, WeightFileError
+from engine.util import open_regular_file, read_limited, shorten
 from engine.weightfiles.pickle_names import ArrayBuilder, Budget, DtypeBuilder, StandIn, allowed_names, make_stand_in
+from engine.weightfiles.pickle_objects import MAX_NAME_CHARS
+from engine.weightfiles.pickle_scan import MAX_DEPTH, MAX_OBJECTS, prescan, short_error
 
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: far above any MNIST model, far below a memory bomb
-MAX_OPCODES = 2_000_000  # a weight pickle has a few hundred; millions mean a crafted file
-MAX_MEMO_INDEX = 1_000_000  # memo slots are allocated up to the index: a huge index is a memory bomb
-MAX_DEPTH = 200  # nesting deeper than this is a crafted file (weights are a few levels deep)
+MAX_STAND_IN_CLASSES = 1_000  # each unknown class costs ~1 KB for a few bytes of file; a network names a dozen
+_ATOMS = (str, bytes, int, float, bool, complex, type(None), np.ndarray, np.generic)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -43,6 +47,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._stand_ins: dict[tuple[str, str], type] = {}
 
     def find_class(self, module: str, name: str):
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise WeightFileError("a class is named by something other than text")
+        if len(module) > MAX_NAME_CHARS or len(name) > MAX_NAME_CHARS:
+            raise UnsafePickleError(f"refused: a class name of {len(module) + len(name):,} characters "
+                                    f"({shorten(module, 60)}.{shorten(name, 60)})")
         # protocols 0-2 write Python 2 names (__builtin__, copy_reg, commands.Popen…): map them as pickle does
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
@@ -53,6 +62,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             return known
         key = (module, name)
         if key not in self._stand_ins:
+            if len(self._stand_ins) >= MAX_STAND_IN_CLASSES:
+                raise UnsafePickleError(f"refused: the file names more than {MAX_STAND_IN_CLASSES:,} different "
+                                        "classes (a weight file names a few)")
             self._stand_ins[key] = make_stand_in(module, name)
         return self._stand_ins[key]
 
@@ -61,85 +73,75 @@ class RestrictedUnpickler(pickle.Unpickler):
                                 "(weight files are self-contained)")
 
 
-# ----- before and after unpickling -----
-_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
-
-
-def prescan(data: bytes) -> None:
-    """Walk the opcodes without building anything: bound declared lengths, memo indices and opcode count."""
-    count = 0
-    try:
-        for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
-            count += 1
-            if count > MAX_OPCODES:
-                raise UnsafePickleError(f"refused: more than {MAX_OPCODES:,} pickle opcodes (a weight file has "
-                                        "a few hundred)")
-            if op.name in _MEMO_PUTS and isinstance(arg, int) and not 0 <= arg <= MAX_MEMO_INDEX:
-                raise UnsafePickleError(f"refused: memo index {arg:,} (a memory bomb: slots up to it would be "
-                                        "allocated)")
-    except WeightFileError:
-        raise
-    except Exception as exc:  # pickletools reports truncation and bad opcodes as ValueError and friends
-        raise WeightFileError(f"not a valid pickle: truncated or corrupt ({_short(exc)})") from None
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# ----- after unpickling: real arrays, plain containers, a bounded depth
+def _nested() -> UnsafePickleError:
+    return UnsafePickleError(f"refused: data nested more than {MAX_DEPTH} levels deep (a pickle bomb)")
 
 
 def _finish(obj):
-    """Swap array/dtype builders for real numpy objects, in place where containers allow; bound the depth."""
-    done: dict[int, Any] = {}
+    """Swap builders for numpy objects and guarded containers for plain ones; bound depth and object count.
+
+    Each object is visited once (memoised by identity, so shared objects stay shared and a
+    billion-laughs file stays linear) and its height is remembered, so a chain of shared
+    objects cannot add up to more than ``MAX_DEPTH`` levels either.
+    """
+    done: dict[int, tuple[Any, int]] = {}  # id -> (result, height)
     keep_alive = []  # ids are only unique while the objects live
 
-    def visit(o, depth: int):
+    def visit(o, depth: int) -> tuple[Any, int]:
         if depth > MAX_DEPTH:
-            raise UnsafePickleError(f"refused: data nested more than {MAX_DEPTH} levels deep (a pickle bomb)")
-        if isinstance(o, (str, bytes, int, float, bool, complex, type(None), np.ndarray, np.generic)):
-            return o
+            raise _nested()
+        if isinstance(o, _ATOMS):
+            return o, 0
         key = id(o)
         if key in done:
-            return done[key]
+            result, height = done[key]
+            if depth + height > MAX_DEPTH:
+                raise _nested()
+            return result, height
         keep_alive.append(o)
+        if len(keep_alive) > MAX_OBJECTS:
+            raise UnsafePickleError(f"refused: more than {MAX_OBJECTS:,} objects (a weight file has a few hundred)")
+        height = 0
         if isinstance(o, (ArrayBuilder, DtypeBuilder)):
             result = o.resolve()
         elif isinstance(o, dict):
-            done[key] = o
-            for k, v in list(o.items()):
-                if isinstance(k, (ArrayBuilder, DtypeBuilder, StandIn)):
+            result = OrderedDict() if isinstance(o, OrderedDict) else {}
+            done[key] = (result, 0)
+            for k, v in o.items():
+                if not isinstance(k, (str, bytes, int, float, tuple, type(None))):
                     raise WeightFileError("the file uses an array or an object as a dictionary key")
-                nv = visit(v, depth + 1)
-                if nv is not v:
-                    o[k] = nv
-            result = o
+                result[k], h = visit(v, depth + 1)
+                height = max(height, h + 1)
         elif isinstance(o, list):
-            done[key] = o
-            for i, v in enumerate(o):
-                nv = visit(v, depth + 1)
-                if nv is not v:
-                    o[i] = nv
-            result = o
+            result = []
+            done[key] = (result, 0)
+            for v in o:
+                item, h = visit(v, depth + 1)
+                result.append(item)
+                height = max(height, h + 1)
         elif isinstance(o, tuple):
-            items = [visit(v, depth + 1) for v in o]
+            items = []
+            for v in o:
+                item, h = visit(v, depth + 1)
+                items.append(item)
+                height = max(height, h + 1)
             result = o if all(a is b for a, b in zip(items, o)) else tuple(items)
-        elif isinstance(o, (set, frozenset)):
-            if any(isinstance(v, (ArrayBuilder, DtypeBuilder)) for v in o):
-                raise WeightFileError("the file puts an array inside a set")
-            result = o
+        elif isinstance(o, (set, frozenset)):  # elements are plain values (checked when the set was made)
+            result, height = o, 1
         elif isinstance(o, StandIn):
-            done[key] = o
-            o.args = visit(o.args, depth + 1)
-            o.state = visit(o.state, depth + 1)
-            visit(o.items, depth + 1)
-            visit(o.listitems, depth + 1)
+            done[key] = (o, 0)
+            for field in ("args", "state", "items", "listitems"):
+                value, h = visit(getattr(o, field), depth + 1)
+                setattr(o, field, value)
+                height = max(height, h + 1)
             result = o
-        else:  # bytearray, stand-in classes, OrderedDict handled as dict, our safe callables
+        else:  # bytearray, stand-in classes, our safe callables, object()
             result = o
-        done[key] = result
-        return result
+        done[key] = (result, height)
+        return result, height
 
-    return visit(obj, 0)
+    return visit(obj, 0)[0]
 
 
 def _read_source(source) -> tuple[bytes, str]:
@@ -149,20 +151,20 @@ def _read_source(source) -> tuple[bytes, str]:
     elif isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
         try:
-            size = os.path.getsize(where)
-            if size > MAX_FILE_BYTES:
-                raise WeightFileError(f"{where}: {size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte limit "
-                                      "for a weight file")
-            with open(where, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+            with open_regular_file(where, WeightFileError) as f:  # a FIFO or /dev/zero would never end
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_FILE_BYTES:
+                    raise WeightFileError(f"{where}: {size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte "
+                                          "limit for a weight file")
+                data = read_limited(f, MAX_FILE_BYTES)
         except OSError as exc:
-            raise WeightFileError(f"cannot read {where}: {exc.strerror or exc}") from exc
+            raise WeightFileError(f"{where}: cannot read it: {exc.strerror or exc}") from None
     elif hasattr(source, "read"):
         where = str(getattr(source, "name", "<file>"))
-        data = source.read(MAX_FILE_BYTES + 1)
-        if not isinstance(data, (bytes, bytearray)):
-            raise WeightFileError(f"{where}: open the file in binary mode ('rb')")
-        data = bytes(data)
+        try:
+            data = read_limited(source, MAX_FILE_BYTES)
+        except TypeError:  # a text-mode file gives str, which cannot be joined as bytes
+            raise WeightFileError(f"{where}: open the file in binary mode ('rb')") from None
     else:
         raise WeightFileError(f"safe_load needs a path, bytes or a binary file, not {type(source).__name__}")
     if len(data) > MAX_FILE_BYTES:
@@ -187,7 +189,7 @@ def loads(data: bytes, where: str = "<bytes>"):
     except MemoryError:
         raise UnsafePickleError(f"{where}: refused: unpickling ran out of memory (a pickle bomb?)") from None
     except Exception as exc:  # the C unpickler raises many kinds for corrupt data; all mean "not readable"
-        raise WeightFileError(f"{where}: not a readable pickle ({_short(exc)})") from None
+        raise WeightFileError(f"{where}: not a readable pickle ({short_error(exc)})") from None
 
 
 def safe_load(source) -> Any:

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.errors import WeightFileError
 from engine.nn.network import Network
-from engine.util import atomic_write, to_jsonable
+from engine.util import WriteError, atomic_write, check_can_write, printable, to_jsonable
 from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY
 
 FORMAT_VERSION = 1
@@ -38,30 +38,56 @@ def _write_pickle(f, params: dict[str, np.ndarray]) -> None:
 
 def _save(path: Path, write) -> None:
     try:
-        atomic_write(path, write)
-    except OSError as exc:
-        raise WeightFileError(f"cannot save weights to {path}: {exc.strerror or exc}; "
-                              "any existing file there is unchanged") from exc
+        atomic_write(path, write, what="weights")
+    except WriteError as exc:  # "PATH: cannot save weights: the disk is full …; nothing was written …"
+        raise WeightFileError(str(exc)) from exc
+
+
+def save_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format to save in, "npz" or "pickle": ``format`` if given, else from the suffix (``SUFFIX_FORMATS``)."""
+    if format is not None:
+        if format not in ("npz", "pickle"):
+            raise WeightFileError(f"{printable(path)}: unknown weight format {printable(repr(format))}: "
+                                  "use 'npz' or 'pickle'")
+        return format
+    suffix = Path(path).suffix
+    if suffix.lower() not in SUFFIX_FORMATS:
+        raise WeightFileError(f"{printable(path)}: unknown weight file suffix {printable(repr(suffix or '(none)'))}: "
+                              "use .npz (DigitLab's format) or .pkl/.pickle (the book's)")
+    return SUFFIX_FORMATS[suffix.lower()]
+
+
+def check_save_path(path: str | os.PathLike, format: str | None = None) -> str:
+    """Before any work is done: the format to save ``path`` in, or WeightFileError saying why it cannot be saved there.
+
+    Checks the suffix (or ``format``), that the folder exists and is writable, and that ``path`` is
+    not a folder or a device. A symbolic link is checked (and later written) through to its target.
+    """
+    fmt = save_format(path, format)
+    try:
+        check_can_write(path, what="weights")
+    except WriteError as exc:
+        raise WeightFileError(str(exc)) from None
+    return fmt
 
 
 def save_weights(network: Network, path: str | os.PathLike, format: str | None = None,
                  metadata: dict | None = None) -> Path:
     """Save ``network`` as ``.npz`` (DigitLab: arrays + spec JSON) or ``.pkl`` (the book's plain params dict).
 
-    The format follows the suffix unless given. The write is atomic; a failure
-    raises :class:`WeightFileError` and leaves any existing file untouched.
+    The format follows the suffix unless given. The write is atomic, the new file gets the
+    permissions an editor would give it (the replaced file's, or 0666 minus the umask), and a save
+    to a symbolic link writes the file it points to. A failure raises :class:`WeightFileError`
+    saying why in plain words ("the disk is full") and leaves any existing file untouched.
     """
     path = Path(path)
-    fmt = format or SUFFIX_FORMATS.get(path.suffix.lower())
-    if fmt not in ("npz", "pickle"):
-        raise WeightFileError(f"cannot tell the format of {path}: use a .npz (DigitLab) or .pkl (book) suffix, "
-                              "or format='npz'/'pickle'")
+    fmt = save_format(path, format)
     params = {k: np.ascontiguousarray(v) for k, v in network.params.items()}
     for k, v in params.items():
         bad = int(v.size - np.count_nonzero(np.isfinite(v)))
         if bad:
-            raise WeightFileError(f"not saving to {path}: {k} holds {bad} NaN or infinite values (the network "
-                                  "diverged), and such a file could not be loaded")
+            raise WeightFileError(f"not saving to {printable(path)}: {k} holds {bad} NaN or infinite values (the "
+                                  "network diverged), and such a file could not be loaded")
     if fmt == "npz":
         meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "digitlab_version": _version(),
                 "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "spec": network.spec(),
@@ -69,7 +95,8 @@ def save_weights(network: Network, path: str | os.PathLike, format: str | None =
         try:
             meta_json = json.dumps(to_jsonable(meta), allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise WeightFileError(f"not saving to {path}: the metadata cannot be stored as JSON ({exc})") from None
+            raise WeightFileError(f"not saving to {printable(path)}: the metadata cannot be stored as JSON ({exc})") \
+                from None
         _save(path, lambda f: _write_npz(f, params, meta_json))
     else:
         _save(path, lambda f: _write_pickle(f, params))

@@ -57,6 +57,7 @@ class RecordingHost:
         self.infos: list[tuple[str, str]] = []
         self.statuses: list[str] = []
         self.open_path: str | None = None  # what ask_open_path answers
+        self.image_path: str | None = None  # what ask_image_path answers
         self.save_path: tuple[str | None, str] = (None, "")
         self.yes = False
 
@@ -71,6 +72,9 @@ class RecordingHost:
 
     def ask_open_path(self):
         return self.open_path
+
+    def ask_image_path(self):
+        return self.image_path
 
     def ask_save_path(self):
         return self.save_path

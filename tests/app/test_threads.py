@@ -48,6 +48,29 @@ def test_a_failure_delivers_the_exception_object_and_logs_its_traceback(qtbot, c
     assert "in boom" in caplog.text
 
 
+def test_bad_input_and_stopping_on_cancel_are_logged_without_a_traceback(qtbot, caplog):
+    from engine.errors import WeightFileError
+
+    def refuse(ctx):
+        raise WeightFileError("w.pkl: not a weight file")
+
+    def stop(ctx):
+        ctx.cancelled.wait(5)
+        raise RuntimeError("stopped because it was asked to")
+
+    with caplog.at_level(logging.DEBUG, logger="app.threads"):
+        refused = BackgroundTask(refuse, "open w.pkl")
+        with qtbot.waitSignal(refused.failed, timeout=5000) as blocker:
+            refused.start()
+        assert describe_error(blocker.args[0]) == "w.pkl: not a weight file" and refused.wait(5000)
+        task = BackgroundTask(stop, "stoppable").start()
+        with qtbot.waitSignal(task.failed, timeout=5000):
+            task.cancel()
+        assert task.wait(5000)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert "not a weight file" in caplog.text and "stopped because it was asked to" in caplog.text
+
+
 def test_cancel_reaches_the_function(qtbot):
     started = threading.Event()
 

@@ -1,5 +1,6 @@
 """Weight files in the window: open (menu, recent list, drop), save, and errors that keep the current model."""
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+import app.controllers.weightfiles as weightfiles
 from app.main_window import MainWindow
 from engine.data.dataset import Dataset
 from engine.nn.network import make_mlp
@@ -146,3 +148,54 @@ def test_recent_files_survive_a_restart(qtbot, window, weight_file):
     with qtbot.waitSignal(again.session.networkChanged, timeout=10_000):
         actions[0].trigger()
     again.close()
+
+
+def test_the_last_file_asked_for_wins_even_when_an_older_one_finishes_later(qtbot, window, tmp_path, monkeypatch):
+    first = save_weights(make_mlp([784, 16, 10], seed=1), tmp_path / "first.npz")
+    second = save_weights(make_mlp([784, 24, 10], seed=2), tmp_path / "second.npz")
+    real, release, reading, read = weightfiles.load_weights, threading.Event(), threading.Event(), []
+
+    def load(path, probe=None):
+        read.append(path)
+        if path == str(first):
+            reading.set()
+            release.wait(10)  # the first file is the slow one
+        return real(path, probe=probe)
+
+    monkeypatch.setattr(weightfiles, "load_weights", load)
+    superseded = []
+    window.weightfiles.loadSuperseded.connect(superseded.append)
+    window.weightfiles.load(first)
+    assert reading.wait(5)
+    with qtbot.waitSignal(window.session.networkChanged, timeout=10_000):
+        window.weightfiles.load(second)
+    release.set()
+    qtbot.waitUntil(lambda: superseded == [str(first)], timeout=10_000)
+    assert window.weightfiles.loaded.path.endswith("second.npz")
+    assert window.session.network.params["W1"].shape == (784, 24) and window.errors == []
+    assert "second.npz" in window.draw.model_label.text()
+    assert read == [str(first), str(second)]
+
+
+def test_open_recent_spam_reads_only_what_is_still_wanted(qtbot, window, tmp_path, monkeypatch):
+    """Four quick requests while the first is being read: those replaced while waiting are never read."""
+    paths = [save_weights(make_mlp([784, 8 + i, 10], seed=i), tmp_path / f"n{i}.npz") for i in range(5)]
+    real, release, reading, read = weightfiles.load_weights, threading.Event(), threading.Event(), []
+
+    def load(path, probe=None):
+        read.append(path)
+        if path in (str(paths[0]), str(paths[1])):
+            reading.set()
+            release.wait(10)
+        return real(path, probe=probe)
+
+    monkeypatch.setattr(weightfiles, "load_weights", load)
+    window.weightfiles.load(paths[0])
+    assert reading.wait(5)
+    for path in paths[1:]:  # n1 takes the second reader; n2 and n3 wait and are replaced by n4
+        window.weightfiles.load(path)
+    release.set()
+    qtbot.waitUntil(lambda: window.weightfiles.pending() == 0, timeout=10_000)
+    assert read[0] == str(paths[0]) and read[-1] == str(paths[4])
+    assert str(paths[2]) not in read and str(paths[3]) not in read
+    assert window.weightfiles.loaded.path.endswith("n4.npz") and window.errors == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 
 import numpy as np
@@ -100,33 +101,67 @@ def test_corrupt_and_cut_gzip_streams(tmp_path):
 
 
 def test_missing_file_is_an_idx_error(tmp_path):
-    with pytest.raises(IdxError, match="cannot read IDX file"):
+    with pytest.raises(IdxError, match="cannot read it"):
         read_idx(tmp_path / "nope.gz")
 
 
 def test_images_and_labels_readers_check_the_magic_number(tmp_path):
-    images = write_idx(tmp_path / "i.gz", np.zeros((4, 2, 2), np.uint8))
+    images = write_idx(tmp_path / "i.gz", np.zeros((4, 28, 28), np.uint8))
     labels = write_idx(tmp_path / "l.gz", np.array([0, 1, 2, 9], np.uint8))
-    assert read_images(images).shape == (4, 2, 2)
+    assert read_images(images).shape == (4, 28, 28)
     assert read_labels(labels).tolist() == [0, 1, 2, 9]
-    with pytest.raises(IdxError, match="expected IDX labels"):
+    with pytest.raises(IdxError, match=r"expected IDX labels .*found magic 0x00000803 \(uint8 data, 3 dimensions\)"):
         read_labels(images)
-    with pytest.raises(IdxError, match="expected IDX images"):
+    with pytest.raises(IdxError, match=r"expected IDX images .*found magic 0x00000801 \(uint8 data, 1 dimension\)"):
         read_images(labels)
-    with pytest.raises(IdxError, match="expected IDX images"):
-        read_images(write_idx(tmp_path / "f", np.zeros((4, 2, 2), np.float32)))
+    with pytest.raises(IdxError, match=r"expected IDX images .*found magic 0x00000D03 \(float32 data"):
+        read_images(write_idx(tmp_path / "f", np.zeros((4, 28, 28), np.float32)))
+
+
+def test_other_geometries_are_named_and_refused_unless_asked_for(tmp_path):
+    for rows, cols in [(14, 56), (32, 32), (28, 27), (1, 784)]:
+        path = write_idx(tmp_path / f"{rows}x{cols}", np.zeros((2, rows, cols), np.uint8))
+        with pytest.raises(IdxError) as info:
+            read_images(path)
+        assert str(info.value) == f"{path}: images are {rows}×{cols}, DigitLab needs 28×28"
+        assert read_images(path, shape=None).shape == (2, rows, cols)
+
+
+def test_empty_sets_and_absurd_counts_are_refused_from_the_header(tmp_path):
+    with pytest.raises(IdxError, match="holds no images \\(the header says 0\\)"):
+        read_images(write_idx(tmp_path / "i", np.zeros((0, 28, 28), np.uint8)))
+    with pytest.raises(IdxError, match="holds no labels"):
+        read_labels(write_idx(tmp_path / "l", np.zeros(0, np.uint8)))
+    huge = tmp_path / "huge"
+    huge.write_bytes(_header(dims=(4_000_000_000, 28, 28)))  # no data at all: refused before reading any
+    with pytest.raises(IdxError, match="header declares 4,000,000,000 images; refusing more than 250,000"):
+        read_images(huge)
+    with pytest.raises(IdxError, match="refusing more than 3"):
+        read_labels(write_idx(tmp_path / "l4", np.zeros(4, np.uint8)), max_count=3)
 
 
 def test_pair_normalises_pixels_and_checks_counts_and_labels(tmp_path):
-    pixels = np.array([[[0, 255], [51, 102]]] * 3, np.uint8)
+    pixels = np.zeros((3, 28, 28), np.uint8)
+    pixels[:, 0, :4] = [0, 255, 51, 102]
     images = write_idx(tmp_path / "i", pixels)
     x, t = load_idx_pair(images, write_idx(tmp_path / "l", np.array([3, 1, 4], np.uint8)))
-    assert x.shape == (3, 4) and x.dtype == np.float32 and t.dtype == np.int64
-    np.testing.assert_allclose(x[0], [0.0, 1.0, 0.2, 0.4], rtol=1e-6)
+    assert x.shape == (3, 784) and x.dtype == np.float32 and t.dtype == np.int64
+    np.testing.assert_allclose(x[0, :4], [0.0, 1.0, 0.2, 0.4], rtol=1e-6)
     with pytest.raises(IdxError, match="3 images but .* 2 labels"):
         load_idx_pair(images, write_idx(tmp_path / "l2", np.array([3, 1], np.uint8)))
-    with pytest.raises(IdxError, match="label 10 is out of range"):
-        load_idx_pair(images, write_idx(tmp_path / "l3", np.array([3, 10, 4], np.uint8)))
+    l3 = write_idx(tmp_path / "l3", np.array([3, 10, 255], np.uint8))
+    with pytest.raises(IdxError) as info:
+        load_idx_pair(images, l3)
+    assert str(info.value) == f"{l3}: label 10 at index 1 is out of range 0-9 (2 such labels)"
+
+
+def test_a_path_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "t10k-images-idx3-ubyte"
+    os.mkfifo(fifo)  # opening a FIFO for reading would wait for a writer forever
+    with pytest.raises(IdxError, match="not a regular file"):
+        read_images(fifo)
+    with pytest.raises(IdxError, match="not a regular file"):
+        read_idx(tmp_path)
 
 
 def test_write_rejects_what_idx_cannot_hold(tmp_path):

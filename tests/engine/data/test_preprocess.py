@@ -221,7 +221,7 @@ def test_unreadable_files_are_image_errors(tmp_path):
     junk.write_text("not an image")
     with pytest.raises(ImageError, match="notes.png"):
         load_image(junk)
-    with pytest.raises(ImageError, match="no such image"):
+    with pytest.raises(ImageError, match="missing.png: no such file"):
         load_image(tmp_path / "missing.png")
     with pytest.raises(ImageError, match="folder"):
         load_image(tmp_path)

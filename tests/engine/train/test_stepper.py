@@ -119,3 +119,37 @@ def test_train_metrics_use_a_subset_drawn_from_seed_plus_one(blobs, limit):
     result = train(net, SGD(0.1), x, t, settings=TrainSettings(batch_size=20, epochs=1, seed=6, eval_train_limit=limit))
     sel = np.sort(np.random.default_rng(7).choice(200, 50, replace=False)) if limit else np.arange(200)
     assert (result.epochs[0].train_loss, result.epochs[0].train_accuracy) == net.evaluate(x[sel], t[sel])
+
+
+def test_a_stop_asked_for_during_an_epoch_evaluation_ends_the_run_within_one_chunk(blobs, monkeypatch):
+    """Closing the window mid-evaluation must not wait until a large test set has been scored."""
+    import engine.train.stepper as stepper_module
+
+    monkeypatch.setattr(stepper_module, "EVAL_CHUNK", 10)
+    x, t = blobs(200)
+    network = make_mlp([784, 10, 10])
+    chunks = []
+    real_evaluate = network.evaluate
+
+    def counting_evaluate(xs, ts, *args):
+        chunks.append(len(xs))
+        return real_evaluate(xs, ts, *args)
+
+    network.evaluate = counting_evaluate
+    stepper = Stepper(network, SGD(0.1), x, t, x, t, TrainSettings(batch_size=50, epochs=2, eval_train_limit=0),
+                      cancel=lambda: len(chunks) >= 3)
+    for _ in range(4):
+        stepper.step()
+    assert chunks == [10, 10, 10]  # three of the twenty test chunks, then the stop was noticed
+    assert stepper.status == "stopped" and stepper.epochs == []
+
+
+def test_chunked_evaluation_gives_the_networks_own_numbers(blobs):
+    x, t = blobs(2500)
+    network = make_mlp([784, 10, 10])
+    stepper = Stepper(network, SGD(0.1), x[:100], t[:100], x, t, TrainSettings(batch_size=100, epochs=1,
+                                                                                    eval_train_limit=0))
+    stepper.step()
+    loss, accuracy = network.evaluate(x, t)
+    assert stepper.epochs[0].test_accuracy == accuracy
+    assert stepper.epochs[0].test_loss == pytest.approx(loss, rel=1e-12)

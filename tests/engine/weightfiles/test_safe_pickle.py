@@ -191,7 +191,7 @@ def test_sources_path_bytes_and_file(tmp_path):
         np.testing.assert_array_equal(safe_load(source)["W1"], np.ones(3))
     with open(path, encoding="latin-1") as text, pytest.raises(WeightFileError, match="binary mode"):
         safe_load(text)
-    with pytest.raises(WeightFileError, match="cannot read"):
+    with pytest.raises(WeightFileError, match="missing.pkl: no such file"):
         safe_load(tmp_path / "missing.pkl")
     with pytest.raises(WeightFileError, match="empty"):
         safe_load(b"")
@@ -253,3 +253,86 @@ def test_mutated_pickles_raise_only_weight_file_errors(valid, data):
         loads(bytes(mutated[:cut]))
     except WeightFileError:
         pass
+
+
+# ----- issue 11: nesting, shared state, containers, keys
+
+def nested(kind: str, depth: int):
+    value = None
+    for _ in range(depth):
+        value = {"k": value} if kind == "dict" else [value] if kind == "list" else (value,)
+    return value
+
+
+@pytest.mark.parametrize("kind", ["tuple", "list", "dict"])
+def test_nesting_up_to_the_limit_loads_and_beyond_is_refused(kind):
+    ok = nested(kind, safe_pickle.MAX_DEPTH - 1)
+    assert loads(pickle.dumps(ok, protocol=4)) == ok
+    with pytest.raises(UnsafePickleError, match="nested more than"):
+        loads(pickle.dumps(nested(kind, safe_pickle.MAX_DEPTH + 1), protocol=4))
+
+
+def test_a_deep_tuple_as_a_key_is_refused_before_it_is_hashed():
+    data = b"\x80\x02}" + b")" + b"\x85" * 5000 + b"K\x01s."  # {((((…)))): 1}, 5,000 levels
+    with pytest.raises(UnsafePickleError, match="nested more than"):
+        loads(data)
+
+
+def test_objects_sharing_state_share_it_after_loading():
+    # [Bar(state), Bar(same state)]: BUILD with one memoised dict, as pickle writes shared __dict__s
+    both = loads(b"\x80\x02(cfoo\nBar\n)\x81}q\x00X\x01\x00\x00\x00aK\x01sbcfoo\nBar\n)\x81h\x00bl.")
+    assert [o.attributes["a"] for o in both] == [1, 1]
+    assert both[0].attributes is both[1].attributes  # a view, never a copy per object
+    cls = make_stand_in("m", "C")
+    one = cls.__new__(cls)
+    one.__setstate__(({"a": 1}, {"b": 2}))  # (__dict__, slots) state: merged without copying either
+    assert dict(one.attributes) == {"a": 1, "b": 2}
+
+
+def test_containers_come_back_as_plain_builtin_types():
+    obj = {"od": OrderedDict(a=1), "d": {"x": [1, 2]}, "l": [[]]}
+    for protocol in range(6):
+        out = loads(pickle.dumps(obj, protocol=protocol))
+        assert type(out) is dict and type(out["od"]) is OrderedDict and type(out["d"]) is dict
+        assert type(out["l"]) is list and type(out["l"][0]) is list and out == obj
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\x80\x02ccollections\nOrderedDict\n)R}X\x06\x00\x00\x00valuesK\x01sb.", "sets attributes on a collections"),
+    (b"\x80\x02c__builtin__\nlist\nC\x04abcd\x85R.", "builtins.list with arguments other than a list"),
+    (b"\x80\x04}(\x91K\x01s.", "not a string, number or tuple"),
+    (b"\x80\x02}(" + b"".join(b"\x8a\x09" + (k * ((1 << 61) - 1)).to_bytes(9, "little") + b"N" for k in range(1, 40))
+     + b"u.", "hash-flooding"),
+    (b"\x80\x02(" + b"".join(f"cm\nC{i}\n".encode() + b")\x81" for i in range(1001)) + b"l.", "different classes"),
+    (b"\x80\x02c" + b"m" * 2000 + b"\nC\n.", "a class name of 2,001 characters"),
+])
+def test_crafted_containers_keys_and_names_are_refused(data, message):
+    with pytest.raises(UnsafePickleError, match=message):
+        loads(data)
+
+
+def test_constructors_may_not_copy_more_than_the_file_holds():
+    big = b"(" + b"K\x01" * 10_000 + b"tq\x00"  # one memoised 10,000-item tuple…
+    head = b"\x80\x02" + big + b"0c__builtin__\nset\nq\x010("  # set(tuple) below, the tuple memoised once
+    assert loads(head + b"h\x01h\x00\x85R" * 2 + b"l.") == [{1}, {1}]
+    with pytest.raises(UnsafePickleError, match="copy more data"):
+        loads(head + b"h\x01h\x00\x85R" * 200 + b"l.")  # …copied 200 times
+
+
+_KEYS = st.one_of(st.text(max_size=5), st.integers(), st.floats(allow_nan=False), st.binary(max_size=4),
+                  st.tuples(st.integers(), st.text(max_size=3)))
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8),
+              st.binary(max_size=8), st.builds(lambda n: np.arange(n, dtype=np.float32), st.integers(0, 5))),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(_KEYS, inner, max_size=4),
+                            st.dictionaries(st.text(max_size=4), inner, max_size=3).map(OrderedDict),
+                            st.sets(st.integers(), max_size=4), st.frozensets(st.text(max_size=3), max_size=3)),
+    max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_VALUES, st.integers(0, 5))
+def test_plain_data_of_every_kind_loads_exactly_as_pickle_loads_it(value, protocol):
+    data = pickle.dumps(value, protocol=protocol)
+    assert_same(pickle.loads(data), loads(data))
