@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from app.threads import stragglers
+from engine.util import printable
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,32 @@ class QuitSignals(QObject):
         self._writer.close()
 
 
+REPORT_HINT = ("This is a bug in DigitLab, not a problem with your files. Please report it with what you "
+               "were doing; the details were written to the terminal.")
+
+
+def report_unexpected_errors(show_error: Callable[[str, str], None]):
+    """Route exceptions that escape a Qt slot or callback to ``show_error`` (one dialog) and the log.
+
+    Without this PySide prints the traceback to the terminal and the window carries on as if nothing
+    happened: a failure the person never sees. Returns the previous ``sys.excepthook`` to put back.
+    """
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):  # Ctrl+C is handled by QuitSignals; never a dialog
+            return
+        log.error("unexpected error in the window", exc_info=(exc_type, exc, tb))
+        try:
+            show_error("Something went wrong inside DigitLab",
+                       f"{exc_type.__name__}: {printable(exc, 500)}\n\n{REPORT_HINT}")
+        except Exception:  # the dialog itself failed: the log above still has it
+            log.exception("could not show the error dialog")
+
+    sys.excepthook = hook
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     if QApplication.instance() is None and not has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
@@ -113,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         window = MainWindow()
         windows.append(window)
+        previous_hook = report_unexpected_errors(window.show_error)
         window.show()
-        code = int(app.exec())
+        try:
+            code = int(app.exec())
+        finally:
+            sys.excepthook = previous_hook
     finally:
         quit_signals.uninstall()
     # Destroy the window (and its pyqtgraph items) while the QApplication still exists: left to

@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 
 from engine.errors import UnsafePickleError, WeightFileError
-from engine.util import shorten
+from engine.util import printable
 from engine.weightfiles.pickle_scan import short_error
 
 MAX_NPZ_MEMBERS = 1000  # a weight file has a few dozen arrays
@@ -94,14 +94,14 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, name: s
             raise WeightFileError(f"{where}: the {name} entry is {dtype.itemsize // 4:,} characters of metadata "
                                   f"(DigitLab writes a few thousand; at most {MAX_METADATA_CHARS:,})")
         if not (plain or text):
-            raise UnsafePickleError(f"{where}: refused: entry {name!r} has dtype {shorten(str(dtype), 60)}; weight "
+            raise UnsafePickleError(f"{where}: refused: entry {name!r} has dtype {printable(str(dtype), 60)}; weight "
                                     "arrays are plain numbers")
         count = int(np.prod(shape, dtype=object))
         nbytes = count * dtype.itemsize
         held = info.file_size - f.tell()
         if nbytes != held:
-            raise UnsafePickleError(f"{where}: refused: entry {name!r} declares shape {shorten(shape, 80)} of {dtype} "
-                                    f"({shorten(f'{nbytes:,}', 40)} bytes) but holds {held:,} bytes")
+            raise UnsafePickleError(f"{where}: refused: entry {name!r} declares shape {printable(shape, 80)} of {dtype} "
+                                    f"({printable(f'{nbytes:,}', 40)} bytes) but holds {held:,} bytes")
         arr = np.empty(count, dtype=dtype)
         view = memoryview(arr.reshape(-1).view(np.uint8)) if nbytes else memoryview(b"")
         pos = 0
@@ -134,7 +134,7 @@ def read_npz_arrays(data: bytes, where: str, metadata_key: str) -> dict[str, np.
                                 f"file of {len(data):,} bytes can sensibly expand to ({limit:,}: a zip bomb)")
     arrays: dict[str, np.ndarray] = {}
     for info in infos:
-        name = shorten(info.filename[:-4] if info.filename.endswith(".npy") else info.filename, 80)
+        name = printable(info.filename[:-4] if info.filename.endswith(".npy") else info.filename, 80)
         key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         if info.compress_type not in _ALLOWED_COMPRESSION:
             raise WeightFileError(f"{where}: entry {name!r} uses zip compression method {info.compress_type}; "

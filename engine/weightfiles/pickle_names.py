@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import UnsafePickleError, WeightFileError
-from engine.util import shorten
+from engine.util import printable
 from engine.weightfiles.pickle_objects import (PICKLED_CONTAINERS, PickledDict, PickledList, PickledOrderedDict,
                                                SafeCallable, StandIn, check_keys, is_stand_in_class, make_stand_in,
                                                refuse_call)
@@ -116,7 +116,7 @@ def _value(v) -> str:
     if isinstance(v, int) and not isinstance(v, bool):
         return str(v) if v.bit_length() <= 64 else f"an integer of {v.bit_length():,} bits"
     if isinstance(v, (str, float, bool, type(None))):
-        return repr(shorten(v, 40)) if isinstance(v, str) else repr(v)
+        return repr(printable(v, 40)) if isinstance(v, str) else repr(v)
     return type(v).__name__
 
 
@@ -124,8 +124,8 @@ def _build_array(raw, dtype: np.dtype, shape: tuple, fortran: bool, budget: Budg
     data = _as_bytes(raw, "a numpy array")
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if expected != len(data):
-        raise UnsafePickleError(f"refused: a numpy array declares shape {shorten(shape, 80)} of {dtype} "
-                                f"({shorten(f'{expected:,}', 40)} bytes) but holds {len(data):,} bytes")
+        raise UnsafePickleError(f"refused: a numpy array declares shape {printable(shape, 80)} of {dtype} "
+                                f"({printable(f'{expected:,}', 40)} bytes) but holds {len(data):,} bytes")
     budget.take(len(data))
     arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     return arr.astype(dtype.newbyteorder("="), order="C")  # a writable native-order copy
@@ -260,7 +260,7 @@ def _new_instance(cls, args: tuple, via: str):
 
 def _describe(obj) -> str:
     if is_stand_in_class(obj):
-        return shorten(f"{obj.module}.{obj.name}")
+        return printable(f"{obj.module}.{obj.name}")
     if isinstance(obj, SafeCallable):
         return obj.qualname
     if isinstance(obj, type):

@@ -16,14 +16,14 @@ from collections import ChainMap, OrderedDict
 from collections.abc import Mapping
 
 from engine.errors import UnsafePickleError
-from engine.util import shorten
+from engine.util import printable
 from engine.weightfiles.pickle_scan import MAX_SAME_HASH, MAX_TUPLE_KEYS
 
 MAX_NAME_CHARS = 1_000  # module or class names longer than this are crafted (real ones are < 100 characters)
 
 
 def refuse_call(what: str):
-    raise UnsafePickleError(f"refused: the file tries to call {shorten(what)}")
+    raise UnsafePickleError(f"refused: the file tries to call {printable(what)}")
 
 
 class StandIn:
@@ -78,7 +78,7 @@ class StandIn:
         return state if isinstance(state, dict) else {}
 
     def __repr__(self) -> str:
-        return f"<stand-in for {shorten(self.qualified_name)}>"
+        return f"<stand-in for {printable(self.qualified_name)}>"
 
 
 class _StandInMeta(type):
@@ -88,7 +88,7 @@ class _StandInMeta(type):
         refuse_call(f"{cls.module}.{cls.name}")
 
     def __setattr__(cls, key, value):
-        raise UnsafePickleError(f"refused: the file tries to modify {shorten(f'{cls.module}.{cls.name}')}")
+        raise UnsafePickleError(f"refused: the file tries to modify {printable(f'{cls.module}.{cls.name}')}")
 
 
 def make_stand_in(module: str, name: str) -> type:

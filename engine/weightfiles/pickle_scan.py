@@ -15,7 +15,7 @@ import io
 import pickletools
 
 from engine.errors import UnsafePickleError, WeightFileError
-from engine.util import shorten
+from engine.util import printable
 
 MAX_OPCODES = 1_000_000  # a weight pickle has a few hundred; a pickled network with its history a few thousand
 MAX_MEMO_INDEX = 1_000_000  # memo slots are allocated up to the index: a huge index is a memory bomb
@@ -247,7 +247,7 @@ class _Machine:
                 raise UnsafePickleError(f"refused: the file sets attributes on a plain {target.kind} (BUILD state on a "
                                         "builtin value)")
             if target.kind == "global":  # BUILD on a class or function itself, never on an instance
-                raise UnsafePickleError(f"refused: the file tries to modify {shorten(target.name or 'a class')}")
+                raise UnsafePickleError(f"refused: the file tries to modify {printable(target.name or 'a class')}")
             self.add_items(target, [state], (target.kind,), name)
         elif name == "STOP":
             self.pop()

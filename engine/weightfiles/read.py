@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import WeightFileError
-from engine.util import open_regular_file, read_limited, shorten
+from engine.util import open_regular_file, printable, read_limited
 from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, parse_metadata
 from engine.weightfiles.npz import read_npz_arrays
 from engine.weightfiles.pickle_objects import StandIn
@@ -98,7 +98,7 @@ def _read_pickle(data: bytes, where: str) -> WeightContents:
     if isinstance(obj, dict) and isinstance(obj.get("params"), dict) and _array_dict(obj["params"]):
         return WeightContents(where, "pickled dict with params", dict(obj["params"]), classes=classes)
     if isinstance(obj, StandIn):
-        name = shorten(obj.qualified_name)
+        name = printable(obj.qualified_name)
         params = _find_params(found)
         activation, notes = _activation_from_layers(found)
         if params is None:
@@ -150,7 +150,7 @@ def _walk(obj) -> list:
 
 
 def _class_names(found: list) -> list[str]:
-    names = sorted({shorten(o.qualified_name) for o in found if isinstance(o, StandIn)})
+    names = sorted({printable(o.qualified_name) for o in found if isinstance(o, StandIn)})
     if len(names) > MAX_SHOWN_ITEMS:
         names = names[:MAX_SHOWN_ITEMS] + [f"… {len(names) - MAX_SHOWN_ITEMS:,} more classes"]
     return names

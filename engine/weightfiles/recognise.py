@@ -17,7 +17,7 @@ import numpy as np
 from engine.errors import DigitLabError, WeightFileError
 from engine.nn.layers import ACTIVATIONS
 from engine.nn.network import Network, SpecError, build_network, mlp_spec, spec_footprint
-from engine.util import shorten
+from engine.util import printable
 from engine.weightfiles.architectures import INPUT_PIXELS, mlp_sizes, recognise_cnn
 from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, for_display
 from engine.weightfiles.pickle_scan import short_error
@@ -68,7 +68,7 @@ def _build(spec: dict, params: dict, where: str, info: dict, activation: str | N
     try:
         return build_network(_with(spec, activation, scale), params=params, info=info)
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, ArithmeticError) as exc:
-        raise WeightFileError(f"{where}: the weights do not fit the network they describe ({shorten(exc)})") from None
+        raise WeightFileError(f"{where}: the weights do not fit the network they describe ({printable(exc)})") from None
 
 
 def _with(spec: dict, activation: str | None, scale: float) -> dict:
@@ -136,8 +136,8 @@ class LoadedWeights:
             f"[0, 1] × {self.input_scale:g}"
         lines.append(f"  expects pixels in {pixels} ({how.get(self.scale_source, '')})")
         if self.metadata.get("saved_at"):
-            lines.append(f"  saved {shorten(self.metadata['saved_at'], 60)} by DigitLab "
-                         f"{shorten(self.metadata.get('digitlab_version', '?'), 60)}")
+            lines.append(f"  saved {printable(self.metadata['saved_at'], 60)} by DigitLab "
+                         f"{printable(self.metadata.get('digitlab_version', '?'), 60)}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

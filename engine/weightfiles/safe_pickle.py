@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import UnsafePickleError, WeightFileError
-from engine.util import open_regular_file, read_limited, shorten
+from engine.util import open_regular_file, printable, read_limited
 from engine.weightfiles.pickle_names import ArrayBuilder, Budget, DtypeBuilder, StandIn, allowed_names, make_stand_in
 from engine.weightfiles.pickle_objects import MAX_NAME_CHARS
 from engine.weightfiles.pickle_scan import MAX_DEPTH, MAX_OBJECTS, prescan, short_error
@@ -51,7 +51,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise WeightFileError("a class is named by something other than text")
         if len(module) > MAX_NAME_CHARS or len(name) > MAX_NAME_CHARS:
             raise UnsafePickleError(f"refused: a class name of {len(module) + len(name):,} characters "
-                                    f"({shorten(module, 60)}.{shorten(name, 60)})")
+                                    f"({printable(module, 60)}.{printable(name, 60)})")
         # protocols 0-2 write Python 2 names (__builtin__, copy_reg, commands.Popen…): map them as pickle does
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]

@@ -14,6 +14,7 @@ import numpy as np
 from engine.errors import WeightFileError
 from engine.nn.network import Network
 from engine.util import WriteError, atomic_write, check_can_write, printable, to_jsonable
+from engine.weightfiles.metadata import parse_metadata
 from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY
 
 FORMAT_VERSION = 1
@@ -97,6 +98,10 @@ def save_weights(network: Network, path: str | os.PathLike, format: str | None =
         except (TypeError, ValueError) as exc:
             raise WeightFileError(f"not saving to {printable(path)}: the metadata cannot be stored as JSON ({exc})") \
                 from None
+        try:  # the reader's limits (size, depth, number lengths): never write a file DigitLab would refuse
+            parse_metadata(meta_json, "the file", METADATA_KEY)
+        except WeightFileError as exc:
+            raise WeightFileError(f"not saving to {printable(path)}: it could not be read back: {exc}") from None
         _save(path, lambda f: _write_npz(f, params, meta_json))
     else:
         _save(path, lambda f: _write_pickle(f, params))

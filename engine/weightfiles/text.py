@@ -1,7 +1,7 @@
-"""Names and keys from a weight file, described for a one-line message: short, and never failing."""
+"""Names and keys from a weight file, described for a one-line message: short, escaped, and never failing."""
 from __future__ import annotations
 
-from engine.util import shorten
+from engine.util import printable
 
 MAX_NAMES = 12  # names listed in one message
 
@@ -9,13 +9,13 @@ MAX_NAMES = 12  # names listed in one message
 def describe_key(key) -> str:
     """A dictionary key from a file as text: strings shortened, bytes and other keys shown by kind."""
     if isinstance(key, str):
-        return shorten(key, 80)
+        return printable(key, 80)  # a key may hold a newline or an escape sequence
     if isinstance(key, bool) or key is None or isinstance(key, float):
         return repr(key)
     if isinstance(key, int):  # str() of an int of more than 4,300 digits raises
         return str(key) if key.bit_length() <= 64 else f"an integer of {key.bit_length():,} bits"
     if isinstance(key, (bytes, bytearray)):
-        return f"bytes {shorten(repr(bytes(key[:100])), 80)}"
+        return f"bytes {printable(repr(bytes(key[:100])), 80)}"
     return f"a {type(key).__name__}"
 
 

@@ -107,3 +107,16 @@ def test_a_failed_save_names_the_file_says_why_and_leaves_nothing_half_written(t
     assert message.startswith(f"{path}: cannot save weights: {words}") and "[Errno" not in message
     assert "nothing was written" in message and "unchanged" in message
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+@pytest.mark.parametrize("metadata, why", [({"note": "A" * 2_000_000}, "characters"),
+                                           ({"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+                                            "nested")])
+def test_metadata_the_reader_would_refuse_is_not_written(tmp_path, net, metadata, why):
+    """Saving succeeds only when the file loads again: what the reader limits, the saver refuses up front."""
+    path = tmp_path / "w.npz"
+    with pytest.raises(WeightFileError, match=f"could not be read back.*{why}"):
+        save_weights(net, path, metadata=metadata)
+    assert not path.exists()
+    save_weights(net, path, metadata={"note": "A" * 1000})
+    assert load_weights(path).network.spec() == net.spec()

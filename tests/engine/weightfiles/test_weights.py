@@ -497,3 +497,16 @@ def test_a_named_pipe_or_device_is_refused_without_blocking(tmp_path):
         for reader in (read_weight_arrays, safe_load):
             with pytest.raises(WeightFileError, match=f"{what}.*refusing to read it"):
                 reader(path)
+
+
+def test_control_characters_in_key_names_are_escaped_in_messages_and_summaries(tmp_path):
+    """A key holding a newline and an escape sequence cannot add lines or drive the terminal."""
+    path = tmp_path / "keys.npz"
+    evil = "W1\x1b[2J\nEVIL"
+    np.savez(path, **{evil: np.ones((784, 10), np.float32), "b1": np.zeros(10, np.float32)})
+    info = inspect_weights(path)
+    assert not info["recognised"]
+    for text in (info["summary"], info["error"], *(e["name"] for e in info["entries"])):
+        assert "\x1b" not in text
+    assert "W1\\x1b[2J\\nEVIL" in info["summary"]
+    assert len(info["summary"].splitlines()) == 4  # the title, the reason, one line per entry
