@@ -210,7 +210,7 @@ def cmd_train(args) -> tuple[dict, int]:
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer], momentum=args.momentum,
         batch_size=args.batch_size, epochs=args.epochs, init=args.init, seed=args.seed,
     )
-    if args.save:
+    if args.save is not None:
         check_save_path(args.save)  # a missing folder or an unknown suffix is found now, not after the training
     ds = _load_dataset(args, need_train=True)
     network = config.make_network()
@@ -258,14 +258,14 @@ def cmd_train(args) -> tuple[dict, int]:
            "test_accuracy": final.test_accuracy if final else None, "test_loss": final.test_loss if final else None,
            "saved_to": None}
     say(printable(result.message))
-    if args.save and result.status != "diverged":
+    if args.save is not None and result.status != "diverged":
         path = save_weights(network, args.save, metadata={"config": config.to_dict(), "result": result.to_dict()})
         out["saved_to"] = str(Path(path).resolve())
     if final and final.test_accuracy is not None:
         say(f"test accuracy {final.test_accuracy:.4f} after {seconds:.1f} s")
     if out["saved_to"]:
         say(f"weights saved to {printable(out['saved_to'])}")
-    elif args.save:
+    elif args.save is not None:
         say("weights NOT saved: training diverged")
     return out, EXIT_DIVERGED if result.status == "diverged" else EXIT_OK
 

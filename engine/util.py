@@ -341,7 +341,7 @@ def as_cancel_check(cancel) -> Callable[[], bool]:
 
 MAX_TEXT = 200  # file-derived text longer than this is shortened in messages: a 5 MB key name is data, not a message
 # C0/C1 controls (ESC starts terminal sequences), line/paragraph separators, bidi overrides and lone surrogates
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def shorten(text, limit: int = MAX_TEXT) -> str:

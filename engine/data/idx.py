@@ -33,6 +33,8 @@ IMAGE_SHAPE = (28, 28)  # rows, columns: every network in DigitLab reads 784 pix
 MAX_IMAGES = 250_000  # per file: EMNIST Digits, the largest 28x28 ten-class IDX set in use, has 240,000
 MAX_DATA_BYTES = 256 << 20  # any IDX array: above the largest dataset file DigitLab reads (MAX_IMAGES x 784 bytes)
 _CHUNK = 1 << 20
+MAX_GZIP_MEMBERS = 10_000  # gzip files are one member (BGZF: one per 64 KB, ~3,000 for the largest set);
+# empty members inflate to nothing, so without this a file of 500,000 of them took 7 s and was never "too big"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -129,6 +131,7 @@ class _Gunzip:
 
     def __init__(self, raw: BinaryIO):
         self._raw, self._inflate, self._input_done = raw, zlib.decompressobj(zlib.MAX_WBITS | 16), False
+        self._members = 1
 
     def read(self, n: int) -> bytes:
         out = bytearray()
@@ -137,6 +140,9 @@ class _Gunzip:
                 rest = self._inflate.unused_data or self._more()
                 if not rest:
                     break
+                self._members += 1
+                if self._members > MAX_GZIP_MEMBERS:
+                    raise zlib.error(f"more than {MAX_GZIP_MEMBERS:,} gzip members, a file built to be slow to read")
                 self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
             else:
                 rest = self._inflate.unconsumed_tail or self._more()

@@ -30,6 +30,11 @@ MAX_PIXELS = 64_000_000  # phone photos are 12–50 MP; 64 MP of RGBA decodes to
 MAX_SLOW_PIXELS = 4_000_000  # Pillow decodes plain-text and odd-maxval PNM in Python, about 1 s per megapixel
 MAX_JPEG_SCAN_PIXELS = 2_000_000_000  # libjpeg reads every pixel once per progressive scan (~1.6 ns each): ~3 s
 MAX_FILE_BYTES = 8 * MAX_PIXELS + 2**20  # an uncompressed MAX_PIXELS picture at 16-bit RGBA, plus headers
+MAX_SEGMENTS = 10_000  # PNG chunks before the pixels / JPEG Exif segments: real files have < 50; Pillow parses
+# each in Python when opening (and joins JPEG Exif segments quadratically: 200,000 of them took 57 s)
+FILE_SLACK = 4 * 2**20  # bytes a picture may carry besides its pixels (ICC profile, EXIF, XMP, a thumbnail)
+_BYTES_PER_PIXEL = {"PNG": 8, "JPEG": 8, "MPO": 16, "BMP": 4, "PPM": 24}  # uncompressed 16-bit RGBA, 32-bit BMP,
+# plain-text 16-bit PPM; GIF, TIFF and WebP may hold many frames of which only the first is read: not bounded here
 MAX_SIDE = 560  # larger pictures are shrunk first: the digit ends up 20 pixels tall anyway
 NOISE_FLOOR = 0.15  # ink weaker than this share of the strongest stroke is JPEG ringing or paper texture
 MIN_CONTRAST = BLANK_LEVEL  # the canvas rule: ink within 0.1 of the paper (25 of 255 levels) is nothing drawn
@@ -109,6 +114,48 @@ def _unidentified(f) -> str:
     if head.startswith(_RASTER_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return ": the picture is damaged or cut short (its header cannot be read)"
     return f": not a picture DigitLab reads ({FORMAT_NAMES})"
+
+
+def _count_segments(f, name: str) -> None:
+    """Refuse before Pillow opens the file: too many PNG chunks before the pixels, or JPEG Exif segments."""
+    f.seek(0)
+    head = f.read(8)
+    count = 0
+    if head == b"\x89PNG\r\n\x1a\n":
+        while count <= MAX_SEGMENTS:
+            header = f.read(8)
+            if len(header) < 8 or header[4:] == b"IDAT":
+                break
+            count += 1
+            f.seek(int.from_bytes(header[:4], "big") + 4, os.SEEK_CUR)  # the chunk's data and CRC
+        what = "PNG chunks before its pixels"
+    elif head[:2] == b"\xff\xd8":
+        f.seek(0)
+        tail = b""
+        while count <= MAX_SEGMENTS and (block := f.read(1 << 20)):
+            count += (tail + block).count(b"\xff\xe1")
+            tail = block[-1:]
+        what = "JPEG Exif segments"
+    f.seek(0)
+    if count > MAX_SEGMENTS:
+        raise ImageError(f"{name}: more than {MAX_SEGMENTS:,} {what} (a real picture has a few dozen); "
+                         "refusing a file built to be slow to open")
+
+
+def _check_file_size(image: Image.Image, name: str, f) -> None:
+    """A file far bigger than its pixels could need is padding meant to be slow to parse (chunks, RLE no-ops)."""
+    per_pixel = _BYTES_PER_PIXEL.get(image.format)
+    if per_pixel is None:
+        return
+    width, height = image.size
+    if any(tile[0] == "bmp_rle" for tile in image.tile):  # RLE: at most ~1 byte per pixel plus 2 per row
+        limit = 2 * width * height + 4 * height + 2**16
+    else:
+        limit = per_pixel * width * height + FILE_SLACK
+    size = os.fstat(f.fileno()).st_size
+    if size > limit:
+        raise ImageError(f"{name}: {size / 2**20:,.1f} MB for a {width}×{height} picture, far more than its pixels "
+                         f"can take (at most {limit / 2**20:,.1f} MB); refusing a file padded to be slow to read")
 
 
 def _jpeg_scans(f) -> int:
@@ -255,8 +302,10 @@ def _read_grey(path: Path) -> np.ndarray:
         # file-derived warnings (odd EXIF or TIFF tags, Pillow's bomb warning: MAX_PIXELS is lower) are not news
         warnings.simplefilter("ignore")
         try:
+            _count_segments(f, name)
             with Image.open(f, formats=list(FORMATS)) as image:
                 _check_size(image, name, f)
+                _check_file_size(image, name, f)
                 return _to_grey(_shrunk(image))
         except ImageError:
             raise

@@ -18,7 +18,7 @@ from engine.errors import DigitLabError, WeightFileError
 from engine.nn.layers import ACTIVATIONS
 from engine.nn.network import Network, SpecError, build_network, mlp_spec, spec_footprint
 from engine.util import printable
-from engine.weightfiles.architectures import INPUT_PIXELS, mlp_sizes, recognise_cnn
+from engine.weightfiles.architectures import INPUT_PIXELS, NUM_CLASSES, mlp_sizes, recognise_cnn
 from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, for_display
 from engine.weightfiles.pickle_scan import short_error
 from engine.weightfiles.probe import choose
@@ -51,6 +51,9 @@ def _check_arrays(params: dict, where: str) -> tuple[dict[str, np.ndarray], list
         elif value.dtype == np.float16:
             notes.append(f"{key_text} was stored as float16; converted to float32")
             value = value.astype(np.float32)
+        elif value.dtype.kind == "f" and value.dtype.itemsize > 8:  # long double: no BLAS, 100× slower matmuls
+            notes.append(f"{key_text} was stored as {value.dtype}; converted to float64")
+            value = value.astype(np.float64)
         elif value.dtype.kind != "f":
             raise WeightFileError(f"{where}: {key_text} has shape {value.shape} and dtype {value.dtype}; weights must be "
                                   "real numbers (float32 or float64)")
@@ -66,9 +69,15 @@ def _check_arrays(params: dict, where: str) -> tuple[dict[str, np.ndarray], list
 
 def _build(spec: dict, params: dict, where: str, info: dict, activation: str | None, scale: float) -> Network:
     try:
-        return build_network(_with(spec, activation, scale), params=params, info=info)
+        network = build_network(_with(spec, activation, scale), params=params, info=info)
+        scores = network.scores(np.zeros((1, INPUT_PIXELS), dtype=np.float32))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, ArithmeticError) as exc:
         raise WeightFileError(f"{where}: the weights do not fit the network they describe ({printable(exc)})") from None
+    # one blank image through it: arrays of the wrong rank or length pass the spec's checks but not this
+    if scores.shape != (1, NUM_CLASSES):
+        raise WeightFileError(f"{where}: for one image the network outputs an array of shape {scores.shape}; a digit "
+                              f"classifier outputs (1, {NUM_CLASSES}), one score per digit")
+    return network
 
 
 def _with(spec: dict, activation: str | None, scale: float) -> dict:

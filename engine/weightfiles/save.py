@@ -64,6 +64,12 @@ def check_save_path(path: str | os.PathLike, format: str | None = None) -> str:
     Checks the suffix (or ``format``), that the folder exists and is writable, and that ``path`` is
     not a folder or a device. A symbolic link is checked (and later written) through to its target.
     """
+    text = os.fspath(path)
+    if not text.strip():
+        raise WeightFileError("no file name given to save the weights to")
+    if text.endswith((os.sep, "/")):  # Path() would drop the slash and write a file where a folder was meant
+        raise WeightFileError(f"{printable(text)}: names a folder (it ends in '/'); give a file name such as "
+                              f"{printable(text)}weights.npz")
     fmt = save_format(path, format)
     try:
         check_can_write(path, what="weights")

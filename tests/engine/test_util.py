@@ -295,3 +295,10 @@ def test_read_limited_does_not_reserve_the_whole_limit_up_front():
     f = Recorder(b"x" * 100)
     assert read_limited(f, 1 << 30) == b"x" * 100
     assert max(f.sizes) <= 1 << 20
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u061c", "\u202e", "\u2066"])
+def test_printable_escapes_direction_marks_and_overrides(mark):
+    """Direction marks can make a file name read differently from what it is (e.g. 'exe.png' shown as 'gnp.exe')."""
+    text = printable(f"photo{mark}gnp.exe")
+    assert mark not in text and "\\u" in text

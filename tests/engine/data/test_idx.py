@@ -5,14 +5,15 @@ import gzip
 import io
 import os
 import struct
+import time
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.data.idx import (IDX_DTYPES, DatasetError, IdxError, load_idx_pair, read_idx, read_images, read_labels,
-                        write_idx)
+from engine.data.idx import (IDX_DTYPES, MAX_GZIP_MEMBERS, DatasetError, IdxError, load_idx_pair, read_idx,
+                             read_images, read_labels, write_idx)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])
@@ -214,3 +215,17 @@ def test_zero_dimension_beside_huge_ones_is_refused_cleanly(tmp_path):
     path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, len(dims)) + struct.pack(f">{len(dims)}I", *dims))
     with pytest.raises(IdxError, match="refusing"):
         read_idx(path)
+
+
+def test_a_file_of_many_empty_gzip_members_is_refused_quickly(tmp_path):
+    """Empty members inflate to nothing, so no size cap ever fires: their number is bounded instead."""
+    real = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 4]))
+    empty = gzip.compress(b"")
+    path = tmp_path / "labels.gz"
+    path.write_bytes(empty * (MAX_GZIP_MEMBERS + 1) + real)
+    start = time.perf_counter()
+    with pytest.raises(IdxError, match=r"labels.gz: .*more than 10,000 gzip members"):
+        read_idx(path)
+    assert time.perf_counter() - start < 1.0
+    path.write_bytes(empty * 100 + real)  # a few members, as pigz or BGZF write, still read
+    assert read_idx(path).tolist() == [3, 4]

@@ -120,3 +120,12 @@ def test_metadata_the_reader_would_refuse_is_not_written(tmp_path, net, metadata
     assert not path.exists()
     save_weights(net, path, metadata={"note": "A" * 1000})
     assert load_weights(path).network.spec() == net.spec()
+
+
+@pytest.mark.parametrize("path, message", [("", "no file name given"), ("   ", "no file name given"),
+                                           ("out.npz/", "names a folder")])
+def test_an_empty_name_or_a_folder_name_is_refused_before_training(tmp_path, monkeypatch, path, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightFileError, match=message):
+        check_save_path(path)
+    assert list(tmp_path.iterdir()) == []

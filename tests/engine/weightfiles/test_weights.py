@@ -510,3 +510,38 @@ def test_control_characters_in_key_names_are_escaped_in_messages_and_summaries(t
         assert "\x1b" not in text
     assert "W1\\x1b[2J\\nEVIL" in info["summary"]
     assert len(info["summary"].splitlines()) == 4  # the title, the reason, one line per entry
+
+
+def _resaved(path, tmp_path, **replace):
+    """A copy of a DigitLab .npz with some arrays replaced (its stored description kept as it was)."""
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    arrays.update(replace)
+    out = tmp_path / "changed.npz"
+    np.savez(out, **arrays)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(784, 10, 1), (784, 10, 10)])
+def test_arrays_of_the_wrong_rank_are_refused_even_when_the_stored_description_matches(tmp_path, shape):
+    path = save_weights(make_mlp([784, 10]), tmp_path / "w.npz")
+    changed = _resaved(path, tmp_path, W1=np.zeros(shape, np.float32))
+    with pytest.raises(WeightFileError, match=r"changed.npz: .*(do not fit|outputs an array of shape)"):
+        load_weights(changed)
+
+
+def test_a_network_with_other_than_ten_outputs_is_not_a_digit_classifier(tmp_path):
+    path = save_weights(make_mlp([784, 16, 5]), tmp_path / "five.npz")
+    with pytest.raises(WeightFileError, match=r"five.npz: .*shape \(1, 5\).*\(1, 10\)"):
+        load_weights(path)
+
+
+def test_long_double_weights_are_converted_to_float64_so_they_run_on_blas(tmp_path):
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("numpy's long double is float64 on this platform")
+    net = make_mlp([784, 16, 10])
+    path = tmp_path / "long.npz"
+    np.savez(path, **{k: v.astype(np.longdouble) for k, v in net.params.items()})
+    loaded = load_weights(path, activation="relu", input_scale=1.0)
+    assert all(v.dtype == np.float64 for v in loaded.network.params.values())
+    assert any("converted to float64" in n for n in loaded.notes)
