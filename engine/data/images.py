@@ -175,9 +175,11 @@ def _check_size(image: Image.Image, name: str, f) -> None:
     pixels = width * height
     if width < 1 or height < 1:
         raise ImageError(f"{name}: the picture has no pixels ({width}×{height})")
-    if pixels > MAX_PIXELS:
+    most = MAX_PIXELS // 2 if image.format == "WEBP" else MAX_PIXELS  # libwebp decodes into a buffer Pillow copies
+    if pixels > most:
+        kind = "WebP pictures" if image.format == "WEBP" else "pictures"
         raise ImageError(f"{name}: {width}×{height} pixels ({pixels / 1e6:,.0f} megapixels); DigitLab opens "
-                         f"pictures of up to {MAX_PIXELS // 1_000_000} megapixels: shrink it first")
+                         f"{kind} of up to {most // 1_000_000} megapixels: shrink it first")
     slow = any(tile[0] in Image.DECODERS for tile in image.tile)  # decoders written in Python, not C
     if slow and pixels > MAX_SLOW_PIXELS:
         raise ImageError(f"{name}: a {width}×{height} plain-text or odd-maxval PNM, which only decodes slowly; "

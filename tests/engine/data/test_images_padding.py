@@ -70,3 +70,14 @@ def test_ordinary_metadata_and_a_few_segments_still_load(tmp_path, make):
     path = tmp_path / "fine.img"
     path.write_bytes(make())
     assert load_image(path).shape == (28, 28)
+
+
+def test_webp_is_held_to_half_the_pixels_because_it_is_decoded_twice(tmp_path, monkeypatch):
+    """libwebp decodes into its own buffer and Pillow copies it: 64 MP of WebP peaked at 1 GB, twice a PNG's."""
+    monkeypatch.setattr(images, "MAX_PIXELS", 2_000)  # 40×40 = 1,600 pixels: within the limit, over half of it
+    picture = Image.fromarray(np.zeros((40, 40), np.uint8))
+    for fmt, suffix in (("WEBP", "webp"), ("PNG", "png")):
+        picture.save(tmp_path / f"p.{suffix}", format=fmt)
+    with pytest.raises(ImageError, match="p.webp: 40×40 pixels .*WebP pictures of up to"):
+        load_image(tmp_path / "p.webp")
+    assert not load_image(tmp_path / "p.png").any()
