@@ -286,14 +286,12 @@ def cmd_evaluate(args) -> tuple[dict, int]:
 
 
 def cmd_predict(args) -> tuple[dict, int]:
-    regular_file(args.weights)
     loaded = _load_weights(args)
     results, failed = [], 0
     for path in args.images:
         entry = {"image": str(path), "class": None, "probabilities": None}
         results.append(entry)
         try:
-            regular_file(path)
             with reading(path):
                 img = load_image(path)
         except CliError as exc:  # this image is reported and skipped; the others are still classified
@@ -339,7 +337,6 @@ def cmd_gradcheck(args) -> tuple[dict, int]:
 
 
 def cmd_inspect(args) -> tuple[dict, int]:
-    regular_file(args.weights)
     with reading(args.weights):
         info = inspect_weights(args.weights)
     say_block(info.get("summary") or json.dumps(bounded_jsonable(info), indent=2))

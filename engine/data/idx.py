@@ -20,7 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from engine.errors import DatasetError
-from engine.util import printable
+from engine.util import open_regular_file, printable
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (count, rows, columns)
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (count)
@@ -52,9 +52,7 @@ def read_idx(source: str | os.PathLike | BinaryIO, check=None) -> np.ndarray:
         path = Path(source)
         where = printable(path)
         try:
-            if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
-                raise IdxError(f"{where}: not a regular file")
-            with open(path, "rb") as raw:
+            with open_regular_file(path, IdxError) as raw:  # a FIFO or a device would block or never end
                 return _read_idx_stream(raw, where, check)
         except OSError as exc:
             raise IdxError(f"{where}: cannot read it: {exc.strerror or exc}") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 import warnings
 from pathlib import Path
@@ -20,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.data.preprocess import BLANK_LEVEL, mnist_preprocess, resize_image
 from engine.errors import DigitLabError
-from engine.util import printable
+from engine.util import open_regular_file, printable
 
 # Raster formats only (Pillow's names; "PPM" also reads PGM, PBM and PFM). EPS, PS and PDF are
 # missing on purpose: Pillow renders them by running Ghostscript on the file.
@@ -80,29 +79,18 @@ def _name(path: Path) -> str:
 
 
 def _open_regular_file(path: Path):
-    """The file opened for binary reading; refuses folders, FIFOs and devices without blocking on them."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise ImageError(f"{_name(path)}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{_name(path)}: a folder, not an image file") from None
-    except OSError as exc:
-        raise ImageError(f"{_name(path)}: cannot open it: {printable(exc.strerror or exc)}") from None
-    info = os.fstat(fd)
+    """The file opened for binary reading: folders, FIFOs and devices refused without blocking, size bounded."""
+    f = open_regular_file(path, ImageError)
+    size = os.fstat(f.fileno()).st_size
     problem = None
-    if stat.S_ISDIR(info.st_mode):
-        problem = "a folder, not an image file"
-    elif not stat.S_ISREG(info.st_mode):
-        problem = "not a regular file (a pipe, socket or device), not an image file"
-    elif info.st_size == 0:
+    if size == 0:
         problem = "empty (0 bytes), not an image"
-    elif info.st_size > MAX_FILE_BYTES:
-        problem = f"{info.st_size / 2**20:,.0f} MB; DigitLab opens image files of up to {MAX_FILE_BYTES // 2**20} MB"
+    elif size > MAX_FILE_BYTES:
+        problem = f"{size / 2**20:,.0f} MB; DigitLab opens image files of up to {MAX_FILE_BYTES // 2**20} MB"
     if problem:
-        os.close(fd)
+        f.close()
         raise ImageError(f"{_name(path)}: {problem}")
-    return os.fdopen(fd, "rb")
+    return f
 
 
 def _unidentified(f) -> str:
@@ -130,11 +118,7 @@ def _count_segments(f, name: str) -> None:
             f.seek(int.from_bytes(header[:4], "big") + 4, os.SEEK_CUR)  # the chunk's data and CRC
         what = "PNG chunks before its pixels"
     elif head[:2] == b"\xff\xd8":
-        f.seek(0)
-        tail = b""
-        while count <= MAX_SEGMENTS and (block := f.read(1 << 20)):
-            count += (tail + block).count(b"\xff\xe1")
-            tail = block[-1:]
+        count = _count_marker(f, b"\xff\xe1", stop_after=MAX_SEGMENTS)
         what = "JPEG Exif segments"
     f.seek(0)
     if count > MAX_SEGMENTS:
@@ -158,12 +142,15 @@ def _check_file_size(image: Image.Image, name: str, f) -> None:
                          f"can take (at most {limit / 2**20:,.1f} MB); refusing a file padded to be slow to read")
 
 
-def _jpeg_scans(f) -> int:
-    """How many start-of-scan markers the file holds (inside entropy-coded data 0xFF is always escaped)."""
+def _count_marker(f, marker: bytes, stop_after: int | None = None) -> int:
+    """How often a two-byte JPEG marker occurs in the file (once past ``stop_after``, counting stops).
+
+    Inside entropy-coded data 0xFF is always escaped, so a marker's bytes mean a marker.
+    """
     where, count, tail = f.tell(), 0, b""
     f.seek(0)
-    while block := f.read(1 << 20):
-        count += (tail + block).count(b"\xff\xda")
+    while (stop_after is None or count <= stop_after) and (block := f.read(1 << 20)):
+        count += (tail + block).count(marker)
         tail = block[-1:]
     f.seek(where)
     return count
@@ -184,7 +171,7 @@ def _check_size(image: Image.Image, name: str, f) -> None:
     if slow and pixels > MAX_SLOW_PIXELS:
         raise ImageError(f"{name}: a {width}×{height} plain-text or odd-maxval PNM, which only decodes slowly; "
                          f"DigitLab reads those up to {MAX_SLOW_PIXELS // 1_000_000} megapixels: save it as PNG")
-    if image.format in ("JPEG", "MPO") and (scans := _jpeg_scans(f)) * pixels > MAX_JPEG_SCAN_PIXELS:
+    if image.format in ("JPEG", "MPO") and (scans := _count_marker(f, b"\xff\xda")) * pixels > MAX_JPEG_SCAN_PIXELS:
         raise ImageError(f"{name}: a progressive JPEG of {scans:,} scans over {pixels / 1e6:,.1f} megapixels, "
                          f"far more than any camera writes (about 10): too slow to decode")
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import WeightFileError
-from engine.util import open_regular_file, printable, read_limited
+from engine.util import printable
 from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, parse_metadata
 from engine.weightfiles.npz import read_npz_arrays
 from engine.weightfiles.pickle_objects import StandIn
 from engine.weightfiles.pickle_scan import MAX_OBJECTS
-from engine.weightfiles.safe_pickle import MAX_FILE_BYTES, loads
+from engine.weightfiles.safe_pickle import loads, read_weight_file
 
 METADATA_KEY = "__digitlab__"
 FORMAT_NAME = "digitlab-weights"
@@ -47,19 +47,9 @@ class WeightContents:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        with open_regular_file(path, WeightFileError) as f:  # a FIFO or /dev/zero would never end
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise WeightFileError(f"{path}: {size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte limit "
-                                      "for a weight file")
-            data = read_limited(f, MAX_FILE_BYTES)  # the file may have grown since fstat()
-    except OSError as exc:
-        raise WeightFileError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    data = read_weight_file(path)
     if not data:
         raise WeightFileError(f"{path}: the file is empty")
-    if len(data) > MAX_FILE_BYTES:
-        raise WeightFileError(f"{path}: larger than the {MAX_FILE_BYTES:,}-byte limit for a weight file")
     return data
 
 

@@ -144,21 +144,29 @@ def _finish(obj):
     return visit(obj, 0)[0]
 
 
+def read_weight_file(path: str | os.PathLike) -> bytes:
+    """A weight file's bytes: a regular file (a FIFO or /dev/zero would never end) of at most MAX_FILE_BYTES."""
+    try:
+        with open_regular_file(path, WeightFileError) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise WeightFileError(f"{path}: {size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte limit "
+                                      "for a weight file")
+            data = read_limited(f, MAX_FILE_BYTES)  # the file may have grown since fstat()
+    except OSError as exc:
+        raise WeightFileError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise WeightFileError(f"{path}: larger than the {MAX_FILE_BYTES:,}-byte limit for a weight file")
+    return data
+
+
 def _read_source(source) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         where = "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
         where = os.fspath(source)
-        try:
-            with open_regular_file(where, WeightFileError) as f:  # a FIFO or /dev/zero would never end
-                size = os.fstat(f.fileno()).st_size
-                if size > MAX_FILE_BYTES:
-                    raise WeightFileError(f"{where}: {size:,} bytes is larger than the {MAX_FILE_BYTES:,}-byte "
-                                          "limit for a weight file")
-                data = read_limited(f, MAX_FILE_BYTES)
-        except OSError as exc:
-            raise WeightFileError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+        data = read_weight_file(where)
     elif hasattr(source, "read"):
         where = str(getattr(source, "name", "<file>"))
         try:
