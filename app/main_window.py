@@ -38,6 +38,21 @@ from widgets.plain_text import line, message_box, plain_label, plain_tooltip
 
 log = logging.getLogger(__name__)
 
+TRAIN, EVALUATE, COMPARE, MODELS, LABS = "Train", "Evaluate", "Compare", "Models", "Labs"
+# the pages that read the canvas (Evaluate puts a mistake on it, the loss lab scores the drawing); elsewhere the
+# page takes the room
+DRAWING_PAGES = (TRAIN, EVALUATE, MODELS, "Loss functions")
+LABS_TIP = "Small experiments from the book: loss functions, gradient descent, gradients, the loss landscape"
+PAGE_TIPS = {
+    TRAIN: "Train a network and watch it learn: the loss, the accuracy and what the first layer looks for",
+    EVALUATE: "How the network does on the test set: which digits it confuses, and its worst mistakes",
+    COMPARE: "Race optimizers or learning rates side by side, and compare saved runs",
+    MODELS: "Open several weight files and see how each reads your drawing",
+    "Loss functions": "Cross-entropy and squared error for a prediction you choose or draw",
+    "Gradient descent": "Fit a line by gradient descent and see why the learning rate matters",
+    "Gradients": "Check backprop's gradients against numerical differentiation",
+    "Loss landscape": "Optimizers (SGD, Momentum, AdaGrad, Adam) finding the minimum of a 2-D function",
+}
 WEIGHT_FILTERS = "DigitLab weights (*.npz);;Book-compatible pickle (*.pkl *.pickle)"
 OPEN_FILTERS = "Weight files (*.npz *.pkl *.pickle *.npy);;All files (*)"
 
@@ -64,7 +79,10 @@ class MainWindow(QMainWindow):
         self.images = ImageController(self.session, self.tasks, self, self)
         self.draw.filesDropped.connect(self._drop_on_canvas)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.training_page, "Training")
+        self.tabs.setUsesScrollButtons(False)  # every page's name stays in sight: five fit the smallest window
+        self.tabs.addTab(self.training_page, TRAIN)
+        self.tabs.setTabToolTip(0, PAGE_TIPS[TRAIN])
+        self.labs: QTabWidget | None = None  # the Labs page's own tab bar, made with the first lab
         self._build_layout()
         self._build_menus()
         geometry = self.settings.geometry()
@@ -72,6 +90,8 @@ class MainWindow(QMainWindow):
             self._default_size()
         if with_tabs:
             self._add_pages()
+        self._add_page_shortcuts()
+        self._show_columns()
         self.training.reset_network()
         if load_dataset_on_start:
             QTimer.singleShot(0, self._load_initial_dataset)
@@ -88,6 +108,7 @@ class MainWindow(QMainWindow):
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setMinimumWidth(self.panel.sizeHint().width() + 24)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.panel_column = scroll
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(scroll)
         splitter.addWidget(self.tabs)
@@ -97,18 +118,31 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(2, 0)
         splitter.setCollapsible(1, False)
         self.setCentralWidget(splitter)
+        self.tabs.currentChanged.connect(self._show_columns)
         self.dataset_label = plain_label("No dataset")
         self.dataset_label.setToolTip("The dataset in use")
         self.statusBar().addPermanentWidget(self.dataset_label)
         self.session.datasetChanged.connect(self._show_dataset)
 
     def _add_pages(self) -> None:
-        """The labs, then evaluation, comparison and the open models."""
+        """In the order a learner works: train, evaluate, compare runs, open models; the labs together."""
+        self.add_tab(EvaluationPage(self.session, self.tasks), EVALUATE)
+        self.add_tab(ComparePage(self.session, self.tasks), COMPARE)
+        self.add_tab(ModelsPage(self.session, self.weightfiles), MODELS)
         for title, page in create_lab_tabs(self.session, self.tasks.create):
-            self.add_tab(page, title)
-        self.add_tab(EvaluationPage(self.session, self.tasks), "Evaluation")
-        self.add_tab(ComparePage(self.session, self.tasks), "Compare")
-        self.add_tab(ModelsPage(self.session, self.weightfiles), "Models")
+            self.add_tab(page, title, group=LABS)
+
+    def current_page_title(self) -> str:
+        title = self.tabs.tabText(self.tabs.currentIndex())
+        if self.labs is not None and self.tabs.currentWidget() is self.labs:
+            title = self.labs.tabText(self.labs.currentIndex())
+        return title
+
+    def _show_columns(self, _index: int = -1) -> None:
+        """The settings column belongs to Train; the drawing to the pages that read it (``DRAWING_PAGES``)."""
+        title = self.current_page_title()
+        self.panel_column.setVisible(title == TRAIN)
+        self.draw.setVisible(title in DRAWING_PAGES)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -136,12 +170,29 @@ class MainWindow(QMainWindow):
         train_menu = self.menuBar().addMenu("&Training")
         for action in self.panel.run_actions:
             train_menu.addAction(action)
+        self.page_menu = self.menuBar().addMenu("&View")
+        self.page_menu.aboutToShow.connect(self._rebuild_page_menu)
         help_menu = self.menuBar().addMenu("&Help")
         about = help_menu.addAction("&About DigitLab")
         about.triggered.connect(lambda: self.show_info(
             "About DigitLab", "DigitLab: watch a NumPy neural network learn to read handwritten digits."))
         self.weightfiles.recentChanged.connect(self._rebuild_recent_menu)
         self._rebuild_recent_menu()
+
+    def _rebuild_page_menu(self) -> None:
+        """One entry per page, Ctrl+1… for the top-level ones (the shortcuts live on the window, menu or not)."""
+        self.page_menu.clear()
+        for name, _tab, bar in self._all_tabs():
+            action = self.page_menu.addAction(name if bar is self.tabs else f"Labs ▸ {name}")
+            action.setStatusTip(PAGE_TIPS.get(name, ""))
+            action.triggered.connect(lambda _checked=False, name=name: self.show_page(name))
+
+    def _add_page_shortcuts(self) -> None:
+        for i in range(self.tabs.count()):
+            action = QAction(self)
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))
+            self.addAction(action)
 
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -159,32 +210,73 @@ class MainWindow(QMainWindow):
         self.dataset_label.setToolTip(plain_tooltip(dataset.source or dataset.name))
 
     def _default_size(self) -> None:
-        """1400×860, or 95% of a smaller screen (never below what the layout needs)."""
+        """1400×860 on a big screen; a smaller screen (a 1280×720 laptop) is filled: every pixel is needed."""
         width, height = 1400, 860
         screen = self.screen()
         if screen is not None:
             avail = screen.availableGeometry()
-            width, height = min(width, int(avail.width() * 0.95)), min(height, int(avail.height() * 0.95))
+            if avail.width() < width + 80 or avail.height() < height + 80:
+                self.setGeometry(avail)
+                self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+                return
         self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
 
-    def add_tab(self, widget: QWidget, title: str) -> int:
-        """Add a page inside a scroll area: a page wider than the window scrolls instead of widening it."""
+    def add_tab(self, widget: QWidget, title: str, group: str | None = None) -> int:
+        """Add a page inside a scroll area (a page wider than the window scrolls instead of widening it).
+
+        ``group`` names a top-level page holding its own tab bar (the labs): the page goes there.
+        """
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setWidget(widget)
-        return self.tabs.addTab(scroll, title)
+        if group is None:
+            index = self.tabs.addTab(scroll, title)
+            self.tabs.setTabToolTip(index, PAGE_TIPS.get(title, ""))
+            return index
+        if self.labs is None:
+            self.labs = QTabWidget()
+            self.labs.setDocumentMode(True)
+            self.labs.setUsesScrollButtons(False)
+            self.labs.currentChanged.connect(self._show_columns)
+            self.tabs.addTab(self.labs, group)
+            self.tabs.setTabToolTip(self.tabs.indexOf(self.labs), LABS_TIP)
+        index = self.labs.addTab(scroll, title)
+        self.labs.setTabToolTip(index, PAGE_TIPS.get(title, ""))
+        return index
+
+    def _all_tabs(self) -> list[tuple[str, QWidget, QTabWidget]]:
+        """(title, tab, its tab bar) for every page, the labs' own pages in place of the Labs page."""
+        found = []
+        for i in range(self.tabs.count()):
+            tab = self.tabs.widget(i)
+            if tab is self.labs:
+                found += [(tab.tabText(j), tab.widget(j), tab) for j in range(tab.count())]
+            else:
+                found.append((self.tabs.tabText(i), tab, self.tabs))
+        return found
 
     def page(self, title: str) -> QWidget | None:
         """The page shown under ``title`` (without its scroll area), or None."""
-        for i in range(self.tabs.count()):
-            if self.tabs.tabText(i) == title:
-                tab = self.tabs.widget(i)
+        for name, tab, _bar in self._all_tabs():
+            if name == title:
                 return tab.widget() if isinstance(tab, QScrollArea) else tab
         return None
 
     def page_titles(self) -> list[str]:
-        return [self.tabs.tabText(i) for i in range(self.tabs.count())]
+        """Every page's title, the labs' in their own order after the top-level pages before Labs."""
+        return [name for name, _tab, _bar in self._all_tabs()]
+
+    def show_page(self, title: str) -> None:
+        """Bring a page (a lab too) to the front; an unknown title is a programming error."""
+        for name, tab, bar in self._all_tabs():
+            if name == title:
+                bar.setCurrentWidget(tab)
+                if bar is self.labs:
+                    self.tabs.setCurrentWidget(self.labs)
+                self._show_columns()
+                return
+        raise KeyError(title)
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)
     def show_error(self, title: str, text: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import Qt as QtGui
+from PySide6.QtGui import QPalette, Qt as QtGui
 from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QWidget
 
 from engine.util import printable
@@ -53,6 +53,21 @@ def plain_label(text: str = "", parent: QWidget | None = None, word_wrap: bool =
     if word_wrap:
         label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     label.setText(text)
+    return label
+
+
+def help_line(text: str, parent: QWidget | None = None) -> QLabel:
+    """The one-line "how to read it" under a plot or control: small, grey, wrapping, plain text.
+
+    Its text is also its tooltip, so a line cut short by a narrow window can still be read in full.
+    """
+    label = plain_label(text, parent, word_wrap=True)
+    label.setObjectName("helpLine")
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)  # the theme's muted text colour
+    font = label.font()
+    font.setPointSizeF(max(7.0, font.pointSizeF() * 0.9))
+    label.setFont(font)
+    label.setToolTip(plain_tooltip(text))
     return label
 
 

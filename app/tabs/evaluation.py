@@ -17,7 +17,11 @@ from engine.train.evaluation import (Evaluation, EvaluationCancelled, cell_indic
                                      misclassified, sort_indices)
 from widgets.confusion_matrix import ConfusionMatrixView
 from widgets.mistake_gallery import MistakeGallery
-from widgets.plain_text import line, plain_label
+from widgets.plain_text import help_line, line, plain_label
+
+
+HELP = ("Rows are the true digits, columns the network's answers: the diagonal is right, everything else a "
+        "mistake. Click a cell to see its images; click an image to put it on the canvas and read its probabilities.")
 
 
 class EvaluationPage(QWidget):
@@ -61,6 +65,7 @@ class EvaluationPage(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(split, 1)
+        layout.addWidget(help_line(HELP))
 
         session.networkChanged.connect(self._invalidate)
         session.datasetChanged.connect(self._invalidate)

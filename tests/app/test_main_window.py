@@ -242,18 +242,42 @@ def test_real_sample_loads(qtbot):
 
 def test_the_window_shows_every_page_and_every_lab(qtbot):
     w = make_window(qtbot, with_tabs=True)
-    assert w.page_titles() == ["Training", "Gradient descent", "Loss landscape", "Loss functions", "Gradients",
-                               "Evaluation", "Compare", "Models"]
-    expected = {"Training": TrainingPage, "Gradient descent": DescentLab, "Loss landscape": LandscapeLab,
-                "Loss functions": LossLab, "Gradients": GradientLab, "Evaluation": EvaluationPage,
+    top = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    assert top == ["Train", "Evaluate", "Compare", "Models", "Labs"]
+    expected = {"Train": TrainingPage, "Gradient descent": DescentLab, "Loss landscape": LandscapeLab,
+                "Loss functions": LossLab, "Gradients": GradientLab, "Evaluate": EvaluationPage,
                 "Compare": ComparePage, "Models": ModelsPage}
+    assert sorted(w.page_titles()) == sorted(expected)
     for title, cls in expected.items():
         assert type(w.page(title)) is cls, title
+        assert w.tabs.tabToolTip(top.index(title)) if title in top else w.labs.tabToolTip(
+            w.page_titles().index(title) - 4), f"{title} has no tooltip"
     assert w.page("Nope") is None
+    with pytest.raises(KeyError):
+        w.show_page("Nope")
     bare = make_window(qtbot, with_tabs=False)
-    assert bare.page_titles() == ["Training"]
+    assert bare.page_titles() == ["Train"]
     w.close()
     bare.close()
+
+
+def test_the_settings_and_the_drawing_show_beside_the_pages_that_use_them(qtbot):
+    """Settings belong to Train, the canvas to the pages that read it; the other pages get the whole width."""
+    w = make_window(qtbot, with_tabs=True)
+    w.resize(1280, 720)
+    w.show()
+    qtbot.waitExposed(w)
+    for title in w.page_titles():
+        w.show_page(title)
+        assert w.page(title).isVisible(), title
+        assert w.panel_column.isVisible() == (title == "Train"), title
+        assert w.draw.isVisible() == (title in ("Train", "Evaluate", "Models", "Loss functions")), title
+        assert w.current_page_title() == title
+    w.show_page("Gradients")
+    assert w.tabs.currentWidget() is w.labs and w.labs.tabText(w.labs.currentIndex()) == "Gradients"
+    assert not w.tabs.usesScrollButtons() and not w.labs.usesScrollButtons()
+    assert w.tabs.tabBar().sizeHint().width() < 1280 and w.labs.tabBar().sizeHint().width() < 1280
+    w.close()
 
 
 def test_closing_the_window_stops_the_pages_background_work(qtbot, small_dataset):
@@ -284,3 +308,18 @@ def test_gui_main_names_the_application_and_cleans_up(qtbot, monkeypatch):
     assert app.applicationName() == "DigitLab" and app.organizationName() == "DigitLab"
     assert seen == [(True, "DigitLab")]
     assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w not in before]
+
+
+def test_ctrl_and_a_number_opens_the_top_level_pages_and_view_lists_every_page(qtbot):
+    w = make_window(qtbot, with_tabs=True)
+    shortcuts = {a.shortcut().toString(): a for a in w.actions()}  # window-wide: they work with the menu shut
+    for number, title in reversed(list(enumerate(["Train", "Evaluate", "Compare", "Models", "Labs"], start=1))):
+        shortcuts[f"Ctrl+{number}"].trigger()
+        assert w.tabs.tabText(w.tabs.currentIndex()) == title
+    w._rebuild_page_menu()
+    entries = [a.text() for a in w.page_menu.actions()]
+    assert entries[:4] == ["Train", "Evaluate", "Compare", "Models"]
+    assert {"Labs ▸ Gradients", "Labs ▸ Loss landscape"} <= set(entries)
+    next(a for a in w.page_menu.actions() if a.text() == "Labs ▸ Gradients").trigger()
+    assert w.current_page_title() == "Gradients"
+    w.close()

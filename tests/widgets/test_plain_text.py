@@ -71,3 +71,15 @@ def test_widgets_that_show_class_or_run_names_keep_them_literal_and_short(qtbot)
     plot.add_overlay("run", "<b>imported</b>", [1, 2], [0.5, 0.4])
     [label] = [text for _sample, item in plot.loss_plot.legend.items for text in [item.text] if "imported" in text]
     assert label == "&lt;b&gt;imported&lt;/b&gt;"
+
+
+def test_a_help_line_is_muted_plain_wrapping_text_that_is_also_its_own_tooltip(qtbot):
+    from widgets.plain_text import help_line
+
+    label = help_line("<b>rows</b> are the true digit")
+    qtbot.addWidget(label)
+    assert label.textFormat() == Qt.TextFormat.PlainText and label.wordWrap()
+    assert label.text() == "<b>rows</b> are the true digit"
+    assert "rows" in label.toolTip() and "<b>" not in label.toolTip().replace("&lt;b&gt;", "")
+    muted = label.palette().color(label.foregroundRole())
+    assert muted != label.palette().color(label.palette().ColorRole.WindowText)
