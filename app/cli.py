@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli_io import (MAX_ERROR_TEXT, CliError, StderrStream, emit_json, error_text, fail, internal_error_text,
-                        reading, regular_file, reset_output, say, say_block)
+from app.cli_io import (MAX_ERROR_TEXT, CliError, StderrStream, digitlab_version, emit_json, error_text, fail,
+                        internal_error_text, reading, regular_file, reset_output, say, say_block, say_out)
 from engine import registry
 from engine.data.catalog import load_dataset, text_progress
 from engine.data.images import load_image
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an internal error (also accepted after the command)")
+    parser.add_argument("--version", action="store_true", help="print DigitLab's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = _sub(sub, "train", "train a network and report test accuracy",
@@ -350,6 +351,11 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 # ----------------------------------------------------------------------------- main: every way a command can end
 
 def _open_window() -> int:
+    from app.display import display_problem  # standard library only: checked before Qt is loaded
+
+    problem = display_problem()
+    if problem is not None:  # Qt would abort (exit 134) with a misleading "xcb-cursor0 is needed"
+        return fail("digitlab", "error", f"cannot open the window: {problem}", EXIT_ERROR, False)
     from app.gui import main as gui_main
 
     return gui_main([])
@@ -362,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     name, debug, want_json = "digitlab", "--debug" in argv, "--json" in argv
     try:
         args = build_parser().parse_args(argv)
+        if args.version:
+            say_out(f"digitlab {digitlab_version()}")
+            return EXIT_OK
         if args.command is None:
             return _open_window()
         name, debug, want_json = f"digitlab {args.command}", args.debug, args.json

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from engine.errors import DigitLabError
@@ -77,9 +79,32 @@ def say_block(text: str) -> None:
         say(f"… {len(lines) - MAX_SUMMARY_LINES:,} more lines (--json lists everything)")
 
 
+def say_out(line: str) -> None:
+    """One line on stdout (what a command answers, as ``--version`` does)."""
+    _write("stdout", line + "\n")
+
+
 def emit_json(data: dict) -> None:
     """The one JSON object on stdout: strings from files shortened, nesting bounded (json escapes controls)."""
     _write("stdout", json.dumps(bounded_jsonable(data)) + "\n")
+
+
+# ----------------------------------------------------------------------------- the version
+
+_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def digitlab_version() -> str:
+    """The installed distribution's version; in a source tree that was never installed, pyproject.toml's."""
+    try:
+        return version("digitlab")
+    except PackageNotFoundError:
+        pass
+    try:
+        match = re.search(r'^version\s*=\s*"([^"]+)"', _PYPROJECT.read_text(encoding="utf-8"), re.MULTILINE)
+    except OSError:
+        match = None
+    return f"{match.group(1)} (source tree, not installed)" if match else "unknown (not installed)"
 
 
 # ----------------------------------------------------------------------------- errors

@@ -1,9 +1,11 @@
 """The left-hand panel: what to train on, which network, how to train it, and the run buttons.
 
 It turns its controls into an ``engine.train.config.TrainConfig`` and back, and owns the run actions
-(Start, Pause, ...) with their keyboard shortcuts; it never trains anything itself. While a run is
-going, only the optimizer and its hyper-parameters stay editable: changing them emits
-``hyperparametersChanged`` / ``optimizerChanged`` so the window can pass them to the running loop.
+(Start, Pause, ...) with their keyboard shortcuts and the pace (``app.run_controls``); it never trains
+anything itself. While a run is going, only the optimizer and its hyper-parameters (and the pace) stay
+editable: changing them emits ``hyperparametersChanged`` / ``optimizerChanged`` / ``paceChanged`` so the
+window can pass them to the running loop. A network opened from a file is shown read-only in the
+Network group (``app.network_settings``).
 """
 from __future__ import annotations
 
@@ -11,24 +13,23 @@ import math
 import re
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QValidator
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                               QLineEdit, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QSpinBox, QVBoxLayout,
+                               QWidget)
 
+from app.network_settings import ControlPanelError, NetworkSettings, combo, select
+from app.run_controls import RunControls
 from engine.nn.optimizers import DEFAULT_LR, OPTIMIZERS
-from engine.registry import (ACTIVATION_CHOICES, ARCHITECTURE_CHOICES, DATASETS, INIT_CHOICES, LOSS_CHOICES,
-                             OPTIMIZER_CHOICES, Choice, names)
+from engine.registry import DATASETS, OPTIMIZER_CHOICES, names
 from engine.train.config import ConfigError, TrainConfig, parse_hidden
 from widgets.plain_text import line, plain_tooltip
+
+__all__ = ["ControlPanel", "ControlPanelError", "LogSpinBox"]
 
 FOLDER_ITEM = "__folder__"
 # Which hyper-parameter rows each optimizer uses (lr always).
 OPTIMIZER_ROWS = {"momentum": ("momentum",), "nesterov": ("momentum",), "adam": ("beta1", "beta2")}
 RUNNING_STATES = ("running", "paused")
-
-
-class ControlPanelError(ValueError):
-    """A control holds a value that does not make a valid training configuration."""
 
 
 class LogSpinBox(QDoubleSpinBox):
@@ -77,43 +78,31 @@ class ControlPanel(QWidget):
     datasetChosen = Signal(str)  # a built-in dataset name or a folder path
     optimizerChanged = Signal(str)
     hyperparametersChanged = Signal(dict)  # e.g. {"lr": 0.01}; only keys the chosen optimizer has
+    paceChanged = Signal(object)  # steps per second, or None for as fast as possible
 
     def __init__(self, config: TrainConfig | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._state = "idle"
         self._dataset_ready = False
         self._updating = False
-        self._build_actions()
+        self.run_box = RunControls()
+        for name in ("start", "pause", "resume", "step", "step_epoch", "stop", "reset"):
+            setattr(self, f"action_{name}", getattr(self.run_box, f"action_{name}"))
+        self.run_actions = self.run_box.actions
+        self.buttons = self.run_box.buttons
+        self.pace_combo = self.run_box.pace_combo
+        self.run_box.paceChanged.connect(self.paceChanged)
         self._build_controls()
         self.set_config(config or TrainConfig())
 
     # ----- construction -----
-    def _build_actions(self) -> None:
-        def action(text: str, shortcut: str, tip: str) -> QAction:
-            a = QAction(text, self)
-            a.setShortcut(QKeySequence(shortcut))
-            a.setToolTip(f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.NativeText)})")
-            a.setStatusTip(tip)
-            return a
-
-        self.action_start = action("Start", "F5", "Start training a new network with these settings")
-        self.action_pause = action("Pause", "F6", "Pause training after the current mini-batch")
-        self.action_resume = action("Resume", "F8", "Carry on training from where it was paused")
-        self.action_step = action("Step", "F10", "Train exactly one mini-batch, then pause")
-        self.action_step_epoch = action("Step epoch", "Shift+F10", "Train until the current epoch ends, then pause")
-        self.action_stop = action("Stop", "Shift+F5", "Stop training; the network keeps what it has learned so far")
-        self.action_reset = action("Reset", "Ctrl+Shift+R",
-                                   "Throw the current network away and start again from fresh random weights")
-        self.run_actions = [self.action_start, self.action_pause, self.action_resume, self.action_step,
-                            self.action_step_epoch, self.action_stop, self.action_reset]
-
     def _build_controls(self) -> None:
         outer = QVBoxLayout(self)
         outer.setContentsMargins(6, 6, 6, 6)
 
         data_box = QGroupBox("Data")
         form = QFormLayout(data_box)
-        self.dataset = _combo(DATASETS)
+        self.dataset = combo(DATASETS)
         self.dataset.addItem("A folder of IDX files…", FOLDER_ITEM)
         self.dataset.setToolTip("Which images to train on. The MNIST sample needs no download; MNIST and "
                                 "Fashion-MNIST are downloaded once and kept; or pick a folder holding IDX files.")
@@ -121,40 +110,15 @@ class ControlPanel(QWidget):
         form.addRow("Dataset", self.dataset)
         outer.addWidget(data_box)
 
-        net_box = QGroupBox("Network")
-        form = QFormLayout(net_box)
-        self.architecture = _combo(ARCHITECTURE_CHOICES)
-        self.architecture.setToolTip("MLP: every pixel connects to every hidden unit. Small CNN: convolution "
-                                     "filters that look at small patches, then a classifier.")
-        form.addRow("Architecture", self.architecture)
-        self.hidden = QLineEdit()
-        self.hidden.setPlaceholderText("e.g. 100 or 256,128")
-        self.hidden.setToolTip("Hidden layer sizes of the MLP, separated by commas: 100 is one hidden layer of "
-                               "100 units, 256,128 two layers.")
-        form.addRow("Hidden layers", self.hidden)
-        self.activation = _combo(ACTIVATION_CHOICES)
-        self.activation.setToolTip("The non-linearity after each hidden layer. ReLU learns fastest; sigmoid and "
-                                   "tanh are the classic S-shaped curves.")
-        form.addRow("Activation", self.activation)
-        self.loss = _combo(LOSS_CHOICES)
-        self.loss.setToolTip("What training minimises: cross-entropy (the usual choice for classes) or the sum "
-                             "of squared differences between probabilities and the one-hot label.")
-        form.addRow("Loss", self.loss)
-        self.init = _combo(INIT_CHOICES)
-        self.init.setToolTip("How the starting weights are drawn. He suits ReLU, Xavier suits sigmoid/tanh; a "
-                             "fixed small spread (0.01) shows why scaling matters in deep nets.")
-        form.addRow("Weight init", self.init)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Random seed for the starting weights and the mini-batch order: the same seed "
-                             "gives the same run.")
-        form.addRow("Seed", self.seed)
-        outer.addWidget(net_box)
+        self.network_box = NetworkSettings()
+        for name in NetworkSettings.FIELDS:
+            setattr(self, name, getattr(self.network_box, name))
+        outer.addWidget(self.network_box)
 
         opt_box = QGroupBox("Training")
         form = QFormLayout(opt_box)
         self._opt_form = form
-        self.optimizer = _combo(OPTIMIZER_CHOICES)
+        self.optimizer = combo(OPTIMIZER_CHOICES)
         self.optimizer.setToolTip("How gradients turn into weight updates. Can be changed while training (the "
                                   "new optimizer starts with fresh internal state).")
         form.addRow("Optimizer", self.optimizer)
@@ -191,17 +155,7 @@ class ControlPanel(QWidget):
         form.addRow("Epochs", self.epochs)
         outer.addWidget(opt_box)
 
-        run_box = QGroupBox("Run")
-        grid = QGridLayout(run_box)
-        self.buttons = {}
-        for i, a in enumerate(self.run_actions):
-            b = QToolButton()
-            b.setDefaultAction(a)
-            b.setMinimumWidth(80)
-            b.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-            self.buttons[a.text()] = b
-            grid.addWidget(b, i // 2, i % 2)
-        outer.addWidget(run_box)
+        outer.addWidget(self.run_box)
         outer.addStretch(1)
 
         for w in (self.architecture, self.activation, self.loss, self.init):
@@ -219,13 +173,10 @@ class ControlPanel(QWidget):
         self._updating = True
         try:
             self.select_dataset(config.dataset)
-            _select(self.architecture, config.architecture)
-            self.hidden.setText(",".join(str(h) for h in config.hidden))
-            _select(self.activation, config.activation)
-            _select(self.loss, config.loss)
-            _select(self.init, config.init)
-            self.seed.setValue(config.seed)
-            _select(self.optimizer, config.optimizer)
+            self.network_box.set_values({
+                "architecture": config.architecture, "hidden": ",".join(map(str, config.hidden)),
+                "activation": config.activation, "loss": config.loss, "init": config.init, "seed": config.seed})
+            select(self.optimizer, config.optimizer)
             self.lr.setValue(config.lr)
             self.momentum.setValue(config.momentum)
             self.beta1.setValue(config.beta1)
@@ -239,19 +190,23 @@ class ControlPanel(QWidget):
 
     def hidden_sizes(self) -> list[int]:
         try:
-            return parse_hidden(self.hidden.text())
+            return parse_hidden(self.network_box.values()["hidden"])
         except ConfigError as exc:
             raise ControlPanelError(str(exc)) from None
 
     def config(self) -> TrainConfig:
-        """The settings as a validated TrainConfig; ControlPanelError says which control is wrong."""
+        """The settings as a validated TrainConfig; ControlPanelError says which control is wrong.
+
+        While a file's network is shown, the network settings are the panel's own (what Reset would build).
+        """
+        net = self.network_box.values()
         try:
             return TrainConfig(
-                dataset=self.dataset_name(), architecture=self.architecture.currentData(),
-                hidden=self.hidden_sizes(), activation=self.activation.currentData(), loss=self.loss.currentData(),
+                dataset=self.dataset_name(), architecture=net["architecture"], hidden=self.hidden_sizes(),
+                activation=net["activation"], loss=net["loss"],
                 optimizer=self.optimizer.currentData(), lr=self.lr.value(), momentum=self.momentum.value(),
                 beta1=self.beta1.value(), beta2=self.beta2.value(), batch_size=self.batch_size.value(),
-                epochs=self.epochs.value(), init=self.init.currentData(), seed=self.seed.value(),
+                epochs=self.epochs.value(), init=net["init"], seed=net["seed"],
             )
         except ControlPanelError:
             raise
@@ -264,6 +219,39 @@ class ControlPanel(QWidget):
         values = {"lr": self.lr.value(), "momentum": self.momentum.value(), "beta1": self.beta1.value(),
                   "beta2": self.beta2.value()}
         return {k: v for k, v in values.items() if k in OPTIMIZERS[name].limits}
+
+    # ----- pace -----
+    def pace(self) -> float | None:
+        """Steps per second a run is held to, or None (as fast as possible)."""
+        return self.run_box.pace()
+
+    def set_pace(self, steps_per_second: float | None) -> None:
+        self.run_box.set_pace(steps_per_second)
+
+    # ----- a network from a file -----
+    def show_loaded_network(self, network, name: str) -> None:
+        """Show a weight file's network read-only (its layers cannot change); the panel's own values wait aside."""
+        self._updating = True
+        try:
+            self.network_box.show_loaded(network, name)
+        finally:
+            self._updating = False
+        self.hidden.setStyleSheet("")
+        self._update_enabled()
+
+    def clear_loaded_network(self) -> None:
+        """The file's network is gone: the panel's own network settings are back and editable."""
+        self._updating = True
+        try:
+            self.network_box.clear_loaded()
+        finally:
+            self._updating = False
+        self._hidden_edited(self.hidden.text())
+        self._update_enabled()
+
+    @property
+    def shows_loaded_network(self) -> bool:
+        return self.network_box.is_showing_loaded
 
     # ----- dataset -----
     def dataset_name(self) -> str:
@@ -316,22 +304,10 @@ class ControlPanel(QWidget):
 
     def _update_enabled(self) -> None:
         running = self._state in RUNNING_STATES
-        for w in (self.dataset, self.architecture, self.activation, self.loss, self.init, self.seed,
-                  self.batch_size, self.epochs):
+        for w in (self.dataset, self.batch_size, self.epochs):
             w.setEnabled(not running)
-        self.hidden.setEnabled(not running and self.architecture.currentData() == "mlp")
-        can_start = not running and self._dataset_ready
-        self.action_start.setEnabled(can_start)
-        self.action_pause.setEnabled(self._state == "running")
-        self.action_resume.setEnabled(self._state == "paused")
-        self.action_step.setEnabled(running or can_start)
-        self.action_step_epoch.setEnabled(running or can_start)
-        self.action_stop.setEnabled(running)
-        self.action_reset.setEnabled(not running)
-        if not self._dataset_ready:
-            self.action_start.setToolTip("Start training (waiting for the dataset to load)")
-        else:
-            self.action_start.setToolTip("Start training a new network with these settings (F5)")
+        self.network_box.update_enabled(running)
+        self.run_box.update_enabled(self._state, self._dataset_ready, running)
 
     def _update_rows(self) -> None:
         rows = OPTIMIZER_ROWS.get(self.optimizer.currentData(), ())
@@ -344,6 +320,8 @@ class ControlPanel(QWidget):
             self.configChanged.emit()
 
     def _hidden_edited(self, text: str) -> None:
+        if self.network_box.is_showing_loaded:
+            return  # the file's layers, not the panel's: nothing to check or to emit
         try:
             parse_hidden(text)
         except ConfigError:
@@ -370,19 +348,3 @@ class ControlPanel(QWidget):
             return
         self.hyperparametersChanged.emit(self.hyperparameters())
         self._emit_changed()
-
-
-def _select(combo: QComboBox, value) -> None:
-    index = combo.findData(value)
-    if index < 0:
-        raise ControlPanelError(f"{value!r} is not one of the choices of {combo.toolTip().split('.')[0]!r}")
-    combo.setCurrentIndex(index)
-
-
-def _combo(choices: tuple[Choice, ...]) -> QComboBox:
-    """A combo box of engine.registry choices: the label shown, the name as data, the help as item tooltip."""
-    combo = QComboBox()
-    for choice in choices:
-        combo.addItem(choice.label, choice.name)
-        combo.setItemData(combo.count() - 1, choice.help, Qt.ToolTipRole)
-    return combo

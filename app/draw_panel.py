@@ -1,6 +1,8 @@
-"""The right-hand column: draw a digit, see it as the network does, and read the ten probabilities.
+"""The right-hand column: draw a digit, see it as the network does, read the verdict and the ten probabilities.
 
-It follows the session: a new or retrained network re-predicts the drawing, a test image sent
+The verdict line above the bars says what to make of them (the network's answer, "not trained
+yet", "unsure", or "not like a digit" and why: ``app.predictor``); it has a fixed height, so the
+bars never move. It follows the session: a new or retrained network re-predicts the drawing, a test image sent
 by a tab lands on the canvas, and the drawing and prediction go back out for the other tabs
 (``Session.canvasImageChanged`` / ``predictionChanged``). The stroke-to-bars path itself is in
 ``app.predictor``. Files dropped here (pictures of digits) go out as ``filesDropped`` for the
@@ -14,14 +16,21 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.predictor import Predictor
+from app.predictor import Predictor, Verdict
 from app.session import Session
+from engine.data.dataset import DIGIT_CLASSES
 from widgets.canvas import DigitCanvas
 from widgets.digit_image import DigitImage
 from widgets.plain_text import line, plain_label, plain_tooltip
 from widgets.probability_bars import ProbabilityBars
+from widgets.verdict_line import VerdictLine
 
 MODEL_TIP = "The network the canvas predicts with"
+VERDICT_LINES = 3
+VERDICT_TIP = ("What to make of the bars: the network's answer, or why not to trust it (not trained yet, unsure "
+               "between two classes, or the drawing is not like a digit, with the reason)")
+TONES = {"empty": "quiet", "digit": "plain", "unsure": "warning", "untrained": "warning", "no network": "warning",
+         "error": "error", "not a digit": "error"}
 
 
 class DrawPanel(QWidget):
@@ -33,9 +42,8 @@ class DrawPanel(QWidget):
         self.setAcceptDrops(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(QLabel("<b>Draw a digit</b> (left button; right-click clears)"))
         self.canvas = DigitCanvas()
-        self.canvas.setToolTip("Draw a digit with the left mouse button. Right-click clears. "
+        self.canvas.setToolTip("Draw a digit with the left mouse button; right-click or Clear (Ctrl+L) empties it. "
                                "Drop a picture of a digit here (or File ▸ Open image…) to read it.")
         layout.addWidget(self.canvas, 0, Qt.AlignHCenter)
         row = QHBoxLayout()
@@ -45,7 +53,9 @@ class DrawPanel(QWidget):
         self.digit_image.setFixedSize(112, 112)
         row.addWidget(self.digit_image)
         side = QVBoxLayout()
-        side.addWidget(QLabel("What the network sees\n(28×28, centred)"))
+        sees = QLabel("What the network sees\n(28×28, centred)")
+        sees.setToolTip(self.digit_image.toolTip())
+        side.addWidget(sees)
         self.clear_button = QPushButton("Clear")
         self.clear_button.setShortcut(QKeySequence("Ctrl+L"))
         self.clear_button.setToolTip("Clear the drawing (Ctrl+L, or right-click on the canvas)")
@@ -54,8 +64,12 @@ class DrawPanel(QWidget):
         row.addLayout(side)
         row.addStretch(1)
         layout.addLayout(row)
-        self.bars = ProbabilityBars()
-        self.bars.setToolTip("How likely the current network thinks each class is for your drawing")
+        self.verdict = VerdictLine(VERDICT_LINES)  # fixed height: the bars below never move
+        self.verdict.setAccessibleName("Prediction verdict")
+        layout.addWidget(self.verdict)
+        self.bars = ProbabilityBars(message_lines=0)  # the verdict line above says what to make of them
+        self.bars.setToolTip("How likely the current network thinks each class is for your drawing; "
+                             "the highlighted bar is its answer")
         self.bars.setMinimumHeight(180)
         layout.addWidget(self.bars, 1)
         self.model_label = plain_label(word_wrap=True)  # file names and a file's class names are text, not HTML
@@ -68,19 +82,26 @@ class DrawPanel(QWidget):
         session.networkChanged.connect(self._network_changed)
         session.networkInfoChanged.connect(self.update_model_label)
         session.datasetChanged.connect(self._dataset_changed)
-        session.weightsUpdated.connect(self.predictor.refresh)
+        session.weightsUpdated.connect(self.predictor.weights_updated)
         session.canvasImageRequested.connect(self.predictor.show_image)  # a test image, an opened picture
         self.predictor.imageChanged.connect(session.canvasImageChanged)
         self.predictor.predicted.connect(session.predictionChanged)
+        self.predictor.verdictChanged.connect(self._show_verdict)
+        self._show_verdict(self.predictor.verdict)
         self._network_changed(session.network)
 
     def _network_changed(self, network) -> None:
-        self.predictor.set_network(network)
+        self.predictor.set_network(network, trained=self.session.network_trained)
         self.update_model_label()
 
     def _dataset_changed(self, dataset) -> None:
-        self.bars.set_labels(list(dataset.classes))
+        classes = list(dataset.classes)
+        self.bars.set_labels(classes)
+        self.predictor.set_digit_classes([str(c) for c in classes] == DIGIT_CLASSES)  # Fashion-MNIST: no digit check
         self.update_model_label()
+
+    def _show_verdict(self, verdict: Verdict) -> None:
+        self.verdict.set_verdict(verdict.text, TONES.get(verdict.kind, "plain"), verdict.details or VERDICT_TIP)
 
     def update_model_label(self) -> None:
         s = self.session

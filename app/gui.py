@@ -20,6 +20,7 @@ from typing import Callable
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSocketNotifier
 from PySide6.QtWidgets import QApplication
 
+from app import display
 from app.main_window import MainWindow
 from app.threads import stragglers
 from engine.util import printable
@@ -38,20 +39,6 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("DigitLab")
     app.setApplicationDisplayName("DigitLab")
     return app
-
-
-NO_DISPLAY_MESSAGE = (
-    "digitlab: no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set).\n"
-    "Run it on a desktop, or under a virtual one (xvfb-run -a digitlab); the sub-commands need no display:\n"
-    "digitlab train|evaluate|predict|gradcheck|inspect --help"
-)
-
-
-def has_display() -> bool:
-    """False on a Linux/BSD machine without an X or Wayland display, where Qt would abort with a core dump."""
-    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
-        return True
-    return bool(os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 class QuitSignals(QObject):
@@ -124,10 +111,13 @@ def report_unexpected_errors(show_error: Callable[[str, str], None]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    if QApplication.instance() is None and not has_display():
-        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
-        return 1
+    if QApplication.instance() is None:
+        problem = display.display_problem()  # `digitlab` checked before importing Qt; `python -m app.gui` here
+        if problem is not None:  # Qt would abort (exit 134) with a misleading "xcb-cursor0 is needed"
+            sys.stderr.write(f"digitlab: error: cannot open the window: {printable(problem, 600)}\n")
+            return 1
     app = create_application(argv)
+    display.release()  # Qt has its own connection to the display now
     windows: list[MainWindow] = []
 
     def on_signal(signum: int) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QFrame, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget,
-                               QWidget)
+from PySide6.QtWidgets import (QDialog, QFileDialog, QFrame, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea,
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from app.blas_threads import limit_blas_threads
 from app.control_panel import ControlPanel, ControlPanelError
@@ -26,6 +26,8 @@ from app.controllers.training import TrainingController
 from app.controllers.weightfiles import WeightFileController
 from app.draw_panel import DrawPanel, accept_file_drag, dropped_files
 from app.error_dialogs import ErrorDialogs
+from app.help_texts import about_text, guide_text
+from app.navigation import COMPARE, EVALUATE, LABS, MODELS, TRAIN, Pages
 from app.session import Session
 from app.settings import AppSettings
 from app.tabs.compare import ComparePage
@@ -38,21 +40,9 @@ from widgets.plain_text import line, message_box, plain_label, plain_tooltip
 
 log = logging.getLogger(__name__)
 
-TRAIN, EVALUATE, COMPARE, MODELS, LABS = "Train", "Evaluate", "Compare", "Models", "Labs"
 # the pages that read the canvas (Evaluate puts a mistake on it, the loss lab scores the drawing); elsewhere the
 # page takes the room
 DRAWING_PAGES = (TRAIN, EVALUATE, MODELS, "Loss functions")
-LABS_TIP = "Small experiments from the book: loss functions, gradient descent, gradients, the loss landscape"
-PAGE_TIPS = {
-    TRAIN: "Train a network and watch it learn: the loss, the accuracy and what the first layer looks for",
-    EVALUATE: "How the network does on the test set: which digits it confuses, and its worst mistakes",
-    COMPARE: "Race optimizers or learning rates side by side, and compare saved runs",
-    MODELS: "Open several weight files and see how each reads your drawing",
-    "Loss functions": "Cross-entropy and squared error for a prediction you choose or draw",
-    "Gradient descent": "Fit a line by gradient descent and see why the learning rate matters",
-    "Gradients": "Check backprop's gradients against numerical differentiation",
-    "Loss landscape": "Optimizers (SGD, Momentum, AdaGrad, Adam) finding the minimum of a 2-D function",
-}
 WEIGHT_FILTERS = "DigitLab weights (*.npz);;Book-compatible pickle (*.pkl *.pickle)"
 OPEN_FILTERS = "Weight files (*.npz *.pkl *.pickle *.npy);;All files (*)"
 
@@ -78,11 +68,9 @@ class MainWindow(QMainWindow):
         self.weightfiles = WeightFileController(self.session, self.tasks, self.settings, self, self)
         self.images = ImageController(self.session, self.tasks, self, self)
         self.draw.filesDropped.connect(self._drop_on_canvas)
-        self.tabs = QTabWidget()
-        self.tabs.setUsesScrollButtons(False)  # every page's name stays in sight: five fit the smallest window
-        self.tabs.addTab(self.training_page, TRAIN)
-        self.tabs.setTabToolTip(0, PAGE_TIPS[TRAIN])
-        self.labs: QTabWidget | None = None  # the Labs page's own tab bar, made with the first lab
+        self.tabs = Pages()
+        self.tabs.add(self.training_page, TRAIN, scroll=False)
+        self.guide: QDialog | None = None  # Help ▸ Guide, made when first asked for
         self._build_layout()
         self._build_menus()
         geometry = self.settings.geometry()
@@ -90,8 +78,8 @@ class MainWindow(QMainWindow):
             self._default_size()
         if with_tabs:
             self._add_pages()
-        self._add_page_shortcuts()
-        self._show_columns()
+        self.tabs.add_shortcuts(self)
+        self._show_columns(self.tabs.current_title())
         self.training.reset_network()
         if load_dataset_on_start:
             QTimer.singleShot(0, self._load_initial_dataset)
@@ -118,7 +106,7 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(2, 0)
         splitter.setCollapsible(1, False)
         self.setCentralWidget(splitter)
-        self.tabs.currentChanged.connect(self._show_columns)
+        self.tabs.pageChanged.connect(self._show_columns)
         self.dataset_label = plain_label("No dataset")
         self.dataset_label.setToolTip("The dataset in use")
         self.statusBar().addPermanentWidget(self.dataset_label)
@@ -132,15 +120,8 @@ class MainWindow(QMainWindow):
         for title, page in create_lab_tabs(self.session, self.tasks.create):
             self.add_tab(page, title, group=LABS)
 
-    def current_page_title(self) -> str:
-        title = self.tabs.tabText(self.tabs.currentIndex())
-        if self.labs is not None and self.tabs.currentWidget() is self.labs:
-            title = self.labs.tabText(self.labs.currentIndex())
-        return title
-
-    def _show_columns(self, _index: int = -1) -> None:
+    def _show_columns(self, title: str) -> None:
         """The settings column belongs to Train; the drawing to the pages that read it (``DRAWING_PAGES``)."""
-        title = self.current_page_title()
         self.panel_column.setVisible(title == TRAIN)
         self.draw.setVisible(title in DRAWING_PAGES)
 
@@ -171,28 +152,30 @@ class MainWindow(QMainWindow):
         for action in self.panel.run_actions:
             train_menu.addAction(action)
         self.page_menu = self.menuBar().addMenu("&View")
-        self.page_menu.aboutToShow.connect(self._rebuild_page_menu)
+        self.page_menu.aboutToShow.connect(lambda: self.tabs.fill_menu(self.page_menu))
         help_menu = self.menuBar().addMenu("&Help")
+        self.action_guide = help_menu.addAction("&Guide")
+        self.action_guide.setShortcut(QKeySequence.HelpContents)
+        self.action_guide.setStatusTip("What each page shows and how to read it, the shortcuts, where to read more")
+        self.action_guide.triggered.connect(self.show_guide)
         about = help_menu.addAction("&About DigitLab")
-        about.triggered.connect(lambda: self.show_info(
-            "About DigitLab", "DigitLab: watch a NumPy neural network learn to read handwritten digits."))
+        about.setStatusTip("DigitLab's version and the versions of what it runs on")
+        about.triggered.connect(lambda: self.show_info("About DigitLab", about_text()))
         self.weightfiles.recentChanged.connect(self._rebuild_recent_menu)
         self._rebuild_recent_menu()
 
-    def _rebuild_page_menu(self) -> None:
-        """One entry per page, Ctrl+1… for the top-level ones (the shortcuts live on the window, menu or not)."""
-        self.page_menu.clear()
-        for name, _tab, bar in self._all_tabs():
-            action = self.page_menu.addAction(name if bar is self.tabs else f"Labs ▸ {name}")
-            action.setStatusTip(PAGE_TIPS.get(name, ""))
-            action.triggered.connect(lambda _checked=False, name=name: self.show_page(name))
-
-    def _add_page_shortcuts(self) -> None:
-        for i in range(self.tabs.count()):
-            action = QAction(self)
-            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
-            action.triggered.connect(lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))
-            self.addAction(action)
+    def show_guide(self) -> None:
+        """Help ▸ Guide: a window beside the main one (not modal: read it while trying what it says)."""
+        if self.guide is None:
+            self.guide = QDialog(self)
+            self.guide.setWindowTitle("DigitLab guide")
+            text = QPlainTextEdit(guide_text([self.tabs.tabText(i) for i in range(self.tabs.count())]))
+            text.setReadOnly(True)
+            layout = QVBoxLayout(self.guide)
+            layout.addWidget(text)
+            self.guide.resize(760, min(640, max(400, self.height() - 40)))
+        self.guide.show()
+        self.guide.raise_()
 
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -210,73 +193,40 @@ class MainWindow(QMainWindow):
         self.dataset_label.setToolTip(plain_tooltip(dataset.source or dataset.name))
 
     def _default_size(self) -> None:
-        """1400×860 on a big screen; a smaller screen (a 1280×720 laptop) is filled: every pixel is needed."""
-        width, height = 1400, 860
+        """A small screen (a 1280×720 laptop) is filled, every pixel is needed; a big one gets 90% of it,
+        up to 1700×1050, centred."""
         screen = self.screen()
-        if screen is not None:
-            avail = screen.availableGeometry()
-            if avail.width() < width + 80 or avail.height() < height + 80:
-                self.setGeometry(avail)
-                self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
-                return
-        self.resize(max(width, self.minimumSizeHint().width()), max(height, self.minimumSizeHint().height()))
+        if screen is None:
+            self.resize(1400, 860)
+            return
+        avail = screen.availableGeometry()
+        if avail.width() < 1480 or avail.height() < 940:
+            self.setGeometry(avail)
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+            return
+        width, height = min(1700, int(avail.width() * 0.9)), min(1050, int(avail.height() * 0.9))
+        self.setGeometry(avail.x() + (avail.width() - width) // 2, avail.y() + (avail.height() - height) // 2,
+                         width, height)
 
+    # ------------------------------------------------------------------ pages (``app.navigation``)
     def add_tab(self, widget: QWidget, title: str, group: str | None = None) -> int:
-        """Add a page inside a scroll area (a page wider than the window scrolls instead of widening it).
-
-        ``group`` names a top-level page holding its own tab bar (the labs): the page goes there.
-        """
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setWidget(widget)
-        if group is None:
-            index = self.tabs.addTab(scroll, title)
-            self.tabs.setTabToolTip(index, PAGE_TIPS.get(title, ""))
-            return index
-        if self.labs is None:
-            self.labs = QTabWidget()
-            self.labs.setDocumentMode(True)
-            self.labs.setUsesScrollButtons(False)
-            self.labs.currentChanged.connect(self._show_columns)
-            self.tabs.addTab(self.labs, group)
-            self.tabs.setTabToolTip(self.tabs.indexOf(self.labs), LABS_TIP)
-        index = self.labs.addTab(scroll, title)
-        self.labs.setTabToolTip(index, PAGE_TIPS.get(title, ""))
-        return index
-
-    def _all_tabs(self) -> list[tuple[str, QWidget, QTabWidget]]:
-        """(title, tab, its tab bar) for every page, the labs' own pages in place of the Labs page."""
-        found = []
-        for i in range(self.tabs.count()):
-            tab = self.tabs.widget(i)
-            if tab is self.labs:
-                found += [(tab.tabText(j), tab.widget(j), tab) for j in range(tab.count())]
-            else:
-                found.append((self.tabs.tabText(i), tab, self.tabs))
-        return found
+        return self.tabs.add(widget, title, group)
 
     def page(self, title: str) -> QWidget | None:
-        """The page shown under ``title`` (without its scroll area), or None."""
-        for name, tab, _bar in self._all_tabs():
-            if name == title:
-                return tab.widget() if isinstance(tab, QScrollArea) else tab
-        return None
+        return self.tabs.page(title)
 
     def page_titles(self) -> list[str]:
-        """Every page's title, the labs' in their own order after the top-level pages before Labs."""
-        return [name for name, _tab, _bar in self._all_tabs()]
+        return self.tabs.titles()
 
     def show_page(self, title: str) -> None:
-        """Bring a page (a lab too) to the front; an unknown title is a programming error."""
-        for name, tab, bar in self._all_tabs():
-            if name == title:
-                bar.setCurrentWidget(tab)
-                if bar is self.labs:
-                    self.tabs.setCurrentWidget(self.labs)
-                self._show_columns()
-                return
-        raise KeyError(title)
+        self.tabs.show(title)
+
+    def current_page_title(self) -> str:
+        return self.tabs.current_title()
+
+    @property
+    def labs(self) -> QTabWidget | None:
+        return self.tabs.labs
 
     # ------------------------------------------------------------------ dialogs (overridable in tests)
     def show_error(self, title: str, text: str) -> None:
@@ -289,6 +239,15 @@ class MainWindow(QMainWindow):
     def ask_yes_no(self, title: str, text: str) -> bool:
         buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
         return self._message(QMessageBox.Icon.Question, title, text, buttons) == QMessageBox.StandardButton.Yes
+
+    def ask_choice(self, title: str, text: str, choices: list[str]) -> int | None:
+        """The index of the button chosen among ``choices`` (the last one is Cancel), or None if closed."""
+        box = message_box(self, QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton)
+        buttons = [box.addButton(choice, QMessageBox.ButtonRole.ActionRole) for choice in choices]
+        box.setEscapeButton(buttons[-1])
+        box.setDefaultButton(buttons[0])
+        box.exec()
+        return buttons.index(box.clickedButton()) if box.clickedButton() in buttons else None
 
     def _message(self, icon, title: str, text: str, buttons) -> int:
         return message_box(self, icon, title, text, buttons).exec()  # plain text: file names are never HTML

@@ -1,45 +1,104 @@
-"""Draw-and-predict wiring: canvas strokes -> MNIST-style 28×28 -> the current network -> probability bars.
+"""Draw-and-predict wiring: canvas strokes -> MNIST-style 28×28 -> the current network -> bars and a verdict.
 
 Kept apart from the window so the path a stroke takes is easy to follow and to time. Prediction
 runs on the GUI thread: one image through the network takes well under a millisecond, and
 ``Network.predict`` keeps no state, so it is safe while the worker thread trains the same network.
+
+Besides the ten probabilities, every update gives a ``Verdict``, one short line on what to make of
+them: the network's answer, or that it is not trained yet, or that it is torn, or that the drawing
+is not like a digit and why (``engine.data.digit_check``, about 1 ms per update).
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engine.data.preprocess import is_blank, looks_like_digit, mnist_preprocess
+from engine.data.digit_check import (MEASURED_NON_DIGITS_FLAGGED, MEASURED_REAL_FLAGGED, UNSURE, DigitCheck,
+                                     DigitCheckError, DigitReference, default_reference)
+from engine.data.preprocess import ink_bounds, is_blank, mnist_preprocess
+from widgets.probability_bars import percent_text
 
 log = logging.getLogger(__name__)
 
-DRAW_PROMPT = "Draw a digit"
+EMPTY = "Nothing drawn yet."
+NO_NETWORK = "No network yet: train one (Start) or open a weight file."
+UNTRAINED = "Not trained yet: its answers are guesses. Start (F5) trains it, or open a weight file."
+NOT_A_DIGIT = "Not like a digit"
+SMALL_DRAWING = 0.35  # ink spanning less of the canvas than this is "drawn small" (MNIST digits fill 20 of 28)
+
+
+def check_help(reference: DigitReference) -> str:
+    """How the 'not a digit' check decides, with the reference's own thresholds and the measured rates."""
+    return ("The drawing is compared with MNIST's 60,000 training digits: its stroke width, separate pieces, "
+            "closed loops and shape (the distance to the nearest real digits). It is 'not like a digit' when one "
+            f"of them is as rare as in 1 of {10 ** reference.flag_score:,.0f} real digits, or 1 of "
+            f"{10 ** reference.doubt_score:,.0f} while the network is torn (top answer under {UNSURE:.0%}). "
+            f"Measured: {MEASURED_REAL_FLAGGED:.1%} of the 10,000 MNIST test digits are flagged, and "
+            f"{MEASURED_NON_DIGITS_FLAGGED:.0%} of drawn scribbles, shapes and letters.")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to make of the bars, in one line. ``kind``: empty, no network, error, untrained, not a digit,
+    unsure or digit; ``details``: the longer story (a tooltip)."""
+
+    kind: str
+    text: str
+    details: str = ""
 
 
 class Predictor(QObject):
-    """Keeps the bars in step with the drawing and the network; ``predicted`` carries the probabilities (or None)."""
+    """Keeps the bars and the verdict in step with the drawing and the network.
+
+    ``predicted`` carries the probabilities (or None), ``verdictChanged`` the Verdict.
+    """
 
     predicted = Signal(object)
     imageChanged = Signal(object)  # the preprocessed 28×28 drawing, or None when blank
+    verdictChanged = Signal(object)  # a Verdict
 
-    def __init__(self, canvas, digit_image, bars, parent: QObject | None = None) -> None:
+    def __init__(self, canvas, digit_image, bars, parent: QObject | None = None,
+                 reference: DigitReference | None = None) -> None:
         super().__init__(parent)
         self.canvas = canvas
         self.digit_image = digit_image
         self.bars = bars
         self.network = None
+        self.trained = True  # False for a fresh network until its first training update
+        self.digit_classes = True  # the classes are the digits 0-9, so the drawing can be checked against MNIST
         self.image28: np.ndarray | None = None  # the preprocessed drawing, None while blank
         self.probabilities: np.ndarray | None = None
-        self.message: str | None = None
+        self.check: DigitCheck | None = None  # the last drawing check (None: blank, or not checked)
+        self.verdict = Verdict("empty", EMPTY)
         self.last_seconds = 0.0  # how long the last drawing -> bars update took
+        self._reference = reference
+        self._reference_problem = ""  # why the drawing check is off (a damaged install), "" when it works
+        self._drawn_fraction = 1.0  # the ink's longer side as a share of the canvas's side
         self._given: np.ndarray | None = None  # a ready 28×28 digit being put on the canvas (show_image)
         canvas.drawingChanged.connect(self.on_drawing)
 
-    def set_network(self, network) -> None:
-        self.network = network
+    @property
+    def message(self) -> str:
+        """The verdict's text (what the panel shows above the bars)."""
+        return self.verdict.text
+
+    def set_network(self, network, trained: bool = True) -> None:
+        """A new network to predict with; ``trained`` False for a fresh one (its answers are random)."""
+        self.network, self.trained = network, bool(trained)
+        self.refresh()
+
+    def weights_updated(self) -> None:
+        """The network trained a little (a training report): it is no longer untrained; predict again."""
+        self.trained = True
+        self.refresh()
+
+    def set_digit_classes(self, digits: bool) -> None:
+        """Whether the classes are the ten digits: only then is a drawing checked against real digits."""
+        self.digit_classes = bool(digits)
         self.refresh()
 
     def show_image(self, img28) -> None:
@@ -63,6 +122,9 @@ class Predictor(QObject):
             self.digit_image.set_image(None)
         else:
             self.image28 = mnist_preprocess(buffer) if given is None else given.copy()
+            bounds = ink_bounds(buffer) if given is None else None
+            self._drawn_fraction = 1.0 if bounds is None else max(bounds[1] - bounds[0],
+                                                                  bounds[3] - bounds[2]) / max(buffer.shape)
             self.digit_image.set_image(self.image28)
         self.imageChanged.emit(self.image28)
         self.refresh()
@@ -70,30 +132,78 @@ class Predictor(QObject):
 
     def refresh(self) -> None:
         """Predict the current drawing again (after a training update or a new network)."""
+        self.check = None
         if self.image28 is None:
-            self._show(None, DRAW_PROMPT)
+            self._show(None, Verdict("empty", EMPTY))
             return
         if self.network is None:
-            self._show(None, "No network yet: train one or open a weight file")
+            self._show(None, Verdict("no network", NO_NETWORK))
             return
         try:
             p = np.asarray(self.network.predict(self.image28), dtype=np.float64).reshape(-1)
         except ValueError as exc:  # e.g. a network whose input does not fit a 28×28 image
             log.debug("prediction failed: %s", exc)
-            self._show(None, f"This network cannot read a 28×28 drawing: {exc}")
+            self._show(None, Verdict("error", f"This network cannot read a 28×28 drawing: {exc}"))
             return
         if not np.all(np.isfinite(p)):
-            self._show(None, "The network's output is not a number (its weights may have diverged)")
+            self._show(None, Verdict("error", "The network's output is not a number (its weights may have diverged)"))
             return
-        self._show(p, _digit_message(p, self.image28))
+        if p.size != len(self.bars.labels()):
+            self._show(None, Verdict("error", f"This network has {p.size} outputs for {len(self.bars.labels())} "
+                                              "classes: open a dataset with as many classes"))
+            return
+        self.check = self._check(p)
+        self._show(p, self._verdict(p))
 
-    def _show(self, p: np.ndarray | None, message: str | None) -> None:
-        self.probabilities, self.message = p, message
-        self.bars.set_probabilities(p, message)
+    # ----- the verdict -----
+    def _check(self, p: np.ndarray) -> DigitCheck | None:
+        """The drawing against real digits (None when the classes are not digits or the check is unavailable)."""
+        if not self.digit_classes:
+            return None
+        if self._reference is None and not self._reference_problem:
+            try:
+                self._reference = default_reference()
+            except DigitCheckError as exc:
+                self._reference_problem = str(exc)
+                log.warning("the 'not a digit' check is off: %s", exc)
+        if self._reference is None:
+            return None
+        return self._reference.check(self.image28, p if self.trained else None)
+
+    def _verdict(self, p: np.ndarray) -> Verdict:
+        check = self.check
+        details = self._details(check)
+        if not self.trained:
+            text = UNTRAINED
+            if check is not None and not check.looks_like_digit:
+                text += f" Not like a digit either: {self._reason(check)}."
+            return Verdict("untrained", text, details)
+        if check is not None and not check.looks_like_digit:
+            return Verdict("not a digit", f"{NOT_A_DIGIT}: {self._reason(check)}.", details)
+        labels = self.bars.labels()
+        order = np.argsort(-p, kind="stable")
+        first = order[0]
+        if p[first] < UNSURE and p.size > 1:
+            second = order[1]
+            return Verdict("unsure", f"Unsure: {labels[first]} ({percent_text(p[first])}) or {labels[second]} "
+                                     f"({percent_text(p[second])}).", details)
+        return Verdict("digit", f"Reads as {labels[first]} ({percent_text(p[first])}).", details)
+
+    def _reason(self, check: DigitCheck) -> str:
+        return check.explain(drawn_small=self._drawn_fraction < SMALL_DRAWING)
+
+    def _details(self, check: DigitCheck | None) -> str:
+        if self._reference_problem:
+            return f"The 'not a digit' check is off: {self._reference_problem}"
+        if not self.digit_classes:
+            return "These classes are not digits, so the drawing is not compared with MNIST digits."
+        if check is None or self._reference is None:
+            return ""
+        found = [f"{f.text}: {f.rarity}" for f in check.findings] or ["nothing unusual"]
+        return "\n".join([check_help(self._reference), "", "This drawing: " + "; ".join(found) + "."])
+
+    def _show(self, p: np.ndarray | None, verdict: Verdict) -> None:
+        self.probabilities, self.verdict = p, verdict
+        self.bars.set_probabilities(p, "")
         self.predicted.emit(p)
-
-
-def _digit_message(p: np.ndarray, image28: np.ndarray) -> str | None:
-    """None when the drawing looks like something the model knows, else the reason it does not."""
-    ok, reason = looks_like_digit(p, image28)
-    return None if ok else reason
+        self.verdictChanged.emit(verdict)

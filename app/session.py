@@ -33,19 +33,31 @@ class Session(QObject):
         self.network = None
         self.network_label = ""
         self.network_details = ""  # e.g. how a weight file was read (activation, pixel scale)
+        self.network_trained = True  # False while the network is fresh random weights (see set_network)
         self.test_accuracy: float | None = None  # of the current network on the current test split, when known
         self.dataset = None
         self.training_state = "idle"
         self.models: dict = {}
         self.runs: list = []
 
-    def set_network(self, network, label: str = "", details: str = "") -> None:
-        """Make ``network`` the one the canvas predicts with and the tabs look at (its test accuracy is unknown)."""
+    def set_network(self, network, label: str = "", details: str = "", trained: bool = True) -> None:
+        """Make ``network`` the one the canvas predicts with and the tabs look at (its test accuracy is unknown).
+
+        ``trained`` is False for a network just made from random weights (Reset, or Start's new network): its
+        answers are guesses until ``mark_trained`` says a training step changed it.
+        """
         self.network = network
         self.network_label = label or (network.describe() if network is not None else "")
         self.network_details = details
+        self.network_trained = bool(trained)
         self.test_accuracy = None
         self.networkChanged.emit(network)
+
+    def mark_trained(self) -> None:
+        """The current network has been trained at least one step (no longer random)."""
+        if not self.network_trained:
+            self.network_trained = True
+            self.networkInfoChanged.emit()
 
     def set_network_label(self, label: str) -> None:
         self.network_label = label

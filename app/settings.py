@@ -1,4 +1,4 @@
-"""Remembered state between runs of the window: the last TrainConfig, window geometry, recent weight files.
+"""Remembered state between runs of the window: the last TrainConfig and pace, window geometry, recent weight files.
 
 ``DIGITLAB_CONFIG_DIR`` (set by the tests) puts everything into ``digitlab.ini`` in that folder, so
 a test never touches the user's real settings; otherwise Qt's native store for "DigitLab"/"DigitLab".
@@ -46,6 +46,24 @@ class AppSettings:
 
     def set_train_config(self, config: TrainConfig) -> None:
         self.store.setValue("training/config", json.dumps(config.to_dict()))
+
+    # ----- pace -----
+    def pace(self, default: float | None) -> float | None:
+        """Steps per second training was last held to (None: as fast as possible); ``default`` if never set."""
+        value = self.store.value("training/pace", "")
+        if value in ("", None):
+            return default
+        if str(value) == "max":
+            return None
+        try:
+            pace = float(value)
+        except (TypeError, ValueError):
+            log.warning("ignoring stored pace %r", value)
+            return default
+        return pace if 0 < pace < float("inf") else default
+
+    def set_pace(self, steps_per_second: float | None) -> None:
+        self.store.setValue("training/pace", "max" if steps_per_second is None else f"{float(steps_per_second):g}")
 
     # ----- window -----
     def geometry(self) -> QByteArray | None:

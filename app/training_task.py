@@ -10,18 +10,22 @@ from engine.nn.optimizers import Optimizer
 from engine.train.loop import Progress, TrainControl, TrainResult, TrainSettings, train
 
 
-def shows_at_once(p: Progress) -> bool:
-    """A pause reaches the screen without waiting for the next screen update (the buttons must match it).
+EVERY_STEP_PACE = 30.0  # steps per second up to which every step reaches the screen on its own
 
-    Epoch ends wait like the rest: on a small dataset they come many times a second.
+
+def shows_at_once(p: Progress, pace: float | None = None) -> bool:
+    """A pause reaches the screen without waiting for the next screen update (the buttons must match it), and
+    so does every step of a run paced at ``EVERY_STEP_PACE`` or slower (a person watches each update).
+
+    Epoch ends of a fast run wait like the rest: on a small dataset they come many times a second.
     """
-    return p.paused
+    return p.paused or (pace is not None and pace <= EVERY_STEP_PACE)
 
 
 class TrainingTask(BackgroundTask):
     """``train(...)`` on its own thread. ``progress`` carries merged ``Progress``; ``succeeded`` a ``TrainResult``.
 
-    The ``control`` is the engine's ``TrainControl``: call pause/resume/step/stop or
+    The ``control`` is the engine's ``TrainControl``: call pause/resume/step/stop, set_pace or
     set_hyperparameters on it from the GUI thread; ``cancel()`` also stops training.
     """
 
@@ -32,7 +36,7 @@ class TrainingTask(BackgroundTask):
         self.network = network
 
         def run(ctx: TaskContext) -> TrainResult:
-            coalescer = ReportCoalescer(ctx.report, interval, urgent=shows_at_once)
+            coalescer = ReportCoalescer(ctx.report, interval, urgent=lambda p: shows_at_once(p, self.control.pace))
             try:
                 return train(network, optimizer, x_train, t_train, x_test, t_test, settings, self.control, coalescer)
             finally:

@@ -31,7 +31,8 @@ def _choices(names, texts: dict[str, tuple[str, str]], kind: str) -> tuple[Choic
 
 
 DATASETS = _choices(DATASET_NAMES, {
-    "mnist-sample": ("MNIST sample (offline, 5,000 digits)", "5,000 real MNIST digits shipped for offline use"),
+    "mnist-sample": ("MNIST sample (offline, 20,000 digits)",
+                     "10,000 real MNIST training digits and the 10,000-digit test set, shipped for offline use"),
     "mnist": ("MNIST (70,000 digits, downloaded once)", "the handwritten digits, downloaded once and cached"),
     "fashion-mnist": ("Fashion-MNIST (clothes, downloaded once)", "10 kinds of clothing in MNIST's format"),
 }, "dataset")

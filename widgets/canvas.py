@@ -11,6 +11,10 @@ from engine.data.preprocess import resize_image
 from widgets.image_input import as_2d_image
 
 
+PLACEHOLDER = "Draw a digit here\n(left button draws,\nright-click clears)"  # shown while the canvas is blank
+TOOLTIP = "Draw a digit with the left mouse button. Right-click clears."
+
+
 class CanvasError(ValueError):
     """A bad image or brush size was given to the canvas."""
 
@@ -70,7 +74,7 @@ class DigitCanvas(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(False)
         self.setCursor(Qt.CursorShape.CrossCursor)
-        self.setToolTip("Draw a digit with the left mouse button. Right-click clears.")
+        self.setToolTip(TOOLTIP)
         self.setAccessibleName("Digit drawing canvas")
 
     # ----- public API -----
@@ -192,7 +196,7 @@ class DigitCanvas(QWidget):
         painter.drawRect(box)
         if self.is_blank():
             painter.setPen(QColor(255, 255, 255, 110))
-            painter.drawText(square, Qt.AlignmentFlag.AlignCenter, "Draw a digit here")
+            painter.drawText(square, Qt.AlignmentFlag.AlignCenter, PLACEHOLDER)
         painter.setPen(QPen(QColor(90, 90, 90), 1.0))
         painter.drawRect(square.adjusted(0.5, 0.5, -0.5, -0.5))
         painter.end()

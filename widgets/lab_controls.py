@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -16,26 +15,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from widgets.plot_fit import FitPlot
+
 # Colours that stay distinct on white and for most colour-blind readers (Okabe–Ito).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
 
-def make_plot(title: str = "", x_label: str = "", y_label: str = "") -> pg.PlotWidget:
-    """A PlotWidget on white with labelled axes (set per widget: no global pyqtgraph options)."""
-    plot = pg.PlotWidget(background="w")
-    item = plot.getPlotItem()
-    if title:
-        item.setTitle(title, color="#222", size="10pt")
-    for side, text in (("bottom", x_label), ("left", y_label)):
-        axis = item.getAxis(side)
-        axis.setPen(pg.mkPen("#444"))
-        axis.setTextPen(pg.mkPen("#222"))
-        axis.enableAutoSIPrefix(False)  # "(x1e+12)" beside the label is easy to miss; the ticks say it
-        if text:
-            item.setLabel(side, text, color="#222")
-    item.showGrid(x=True, y=True, alpha=0.15)
-    plot.setMenuEnabled(False)
-    return plot
+def make_plot(title: str = "", x_label: str = "", y_label: str = "", tooltip: str = "",
+              size_hint: tuple[int, int] = (360, 220)) -> FitPlot:
+    """A plot on white with labelled axes that sizes by its layout (``widgets.plot_fit.FitPlot``)."""
+    return FitPlot(title, x_label, y_label, tooltip=tooltip, size_hint=size_hint)
 
 
 def value_label(text: str = "") -> QLabel:
@@ -103,6 +92,7 @@ class LogSlider(QWidget):
         """Buttons under the slider, one per (caption, value); ``tooltip`` is formatted with the value."""
         for button in self._mark_buttons:
             self._marks.removeWidget(button)
+            button.hide()  # deleted later, when control is back in the event loop: out of sight until then
             button.deleteLater()
         self._mark_buttons = []
         for caption, value in marks:

@@ -88,3 +88,8 @@ def plain_tooltip(text) -> str:
 def legend_text(text, limit: int = 80) -> str:
     """For pyqtgraph legends, labels and titles (rendered as HTML): one shortened line, HTML-escaped."""
     return html.escape(line(text, limit), quote=False)
+
+
+def inf_line_label(text, limit: int = 40) -> str:
+    """For a pyqtgraph InfiniteLine's label: shown as plain text, but first used as a ``str.format`` pattern."""
+    return line(text, limit).replace("{", "{{").replace("}", "}}")

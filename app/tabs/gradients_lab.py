@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -34,13 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.difference_demo import DifferenceDemo
 from engine import registry
-from engine.nn.functions import forward_diff, numerical_diff
 from engine.nn.network import make_mlp
 from engine.train.gradcheck import GradCheck, check_gradients
 from widgets.compact_combo import compact_combo_box
-from widgets.lab_controls import PALETTE, make_plot, value_label
-from widgets.plain_text import line, plain_label
+from widgets.lab_controls import value_label
+from widgets.plain_text import line, plain_label, plain_tooltip
 
 SMALL_NETWORKS = {"new-10": [784, 10, 10], "new-50": [784, 50, 10], "new-100": [784, 100, 10]}
 SMALL_ACTIVATION = "sigmoid"  # the book's: smooth everywhere, so the numerical gradient has no kinks to trip on
@@ -48,18 +47,41 @@ CURRENT = "current"
 BATCH = 3
 FULL_CHECK_LIMIT = 20_000  # above this many parameters a subset is checked unless asked otherwise
 GOOD_ERROR = 1e-6
-STEP_SIZES = [1e-4, 1e-2, 1e-8, 1e-12, 1e-50]
-DEMO_POINTS = (5.0, 10.0)
 GIL_PAUSE = 0.002  # seconds the worker sleeps at each progress report so the GUI thread gets the GIL
 
 
-def demo_function(x):
-    """The book's example y = 0.01x² + 0.1x (exact slope 0.02x + 0.1)."""
-    return 0.01 * x**2 + 0.1 * x
+def timing_text(report: GradCheck) -> str:
+    """Backprop's time, the numerical gradient's time for what it finished, and their ratio when it means something."""
+    total = sum(report.sizes.values())
+    done = report.elements_done
+    lines = [f"backprop:  {report.backprop_seconds * 1000:.2f} ms for all {total:,} elements"]
+    if done == 0:
+        lines.append("numerical: cancelled before the first element, so nothing to time")
+        lines.append("ratio:     not measured")
+        return "\n".join(lines)
+    numerical = f"numerical: {report.numerical_seconds:.2f} s for {done:,} element{'s' if done != 1 else ''}"
+    if report.cancelled:
+        numerical += " before it was cancelled"
+    if not report.complete:
+        numerical += f"; all {total:,} would take about {report.estimated_full_numerical_seconds:.1f} s (estimated)"
+    lines.append(numerical)
+    if report.complete:
+        lines.append(f"ratio:     backprop is {report.speedup:,.0f}× faster")
+    else:
+        lines.append(f"ratio:     backprop is about {report.speedup:,.0f}× faster (estimated from {done:,} elements)")
+    return "\n".join(lines)
 
 
-def demo_exact(x: float) -> float:
-    return 0.02 * x + 0.1
+def cancelled_text(report: GradCheck, per_param: int | None) -> str:
+    """What a cancelled check did and did not compare."""
+    planned = sum(n if per_param is None else min(per_param, n) for n in report.sizes.values())
+    share = f" ({report.elements_done / planned:.0%} of the check)" if planned else ""
+    if not report.params:
+        return (f"Cancelled after {report.elements_done:,} numerical derivatives{share}, before the first parameter "
+                "was finished: nothing was compared, so the check says nothing about backprop yet.")
+    names = ", ".join(line(p.name, 40) for p in report.params)
+    return (f"Cancelled after {report.elements_done:,} numerical derivatives{share}. Compared: {names} "
+            f"(largest relative error {report.max_rel_error:.1e}); the other parameters were not checked.")
 
 
 class GradientLab(QWidget):
@@ -76,9 +98,9 @@ class GradientLab(QWidget):
         self._network = None
         self._network_label = ""
         self._dataset = None
+        self._per_param: int | None = None  # the running or last check's sample size per parameter (None: all)
         self.last_report: GradCheck | None = None
         self.last_worker_thread: int | None = None
-        self.differences: dict = {}  # x -> (central, forward) for the chosen h
         self._build()
         self._update_sources()
         self.set_step_size(1e-4)
@@ -90,22 +112,32 @@ class GradientLab(QWidget):
         for key, sizes in SMALL_NETWORKS.items():
             activation = registry.label(registry.ACTIVATION_CHOICES, SMALL_ACTIVATION)
             self.network_box.addItem(f"A new {'-'.join(map(str, sizes))} network ({activation})", key)
-        self.network_box.currentIndexChanged.connect(lambda _: self._suggest_subset())
+        self.network_box.setToolTip("The network whose gradients are checked: the one the Train page made or "
+                                    "opened (a copy taken when the check starts), or a small new one")
+        self.network_box.currentIndexChanged.connect(lambda _: self._update_sources())
+        self.network_info = plain_label(word_wrap=True)  # the current network's label: file text, never HTML
+        self.network_info.setStyleSheet("color: #555")
         self.data_label = plain_label(word_wrap=True)  # names the dataset (a folder's name): text, never HTML
+        self.data_label.setToolTip("The mini-batch both gradients are computed on")
         self.subset_check = QCheckBox("check only")
+        self.subset_check.setToolTip("Check a random sample of each parameter's elements instead of all of them: "
+                                     "a big network's full check takes minutes")
         self.subset_box = QSpinBox()
         self.subset_box.setRange(1, 1_000_000)
         self.subset_box.setValue(300)
         self.subset_box.setSuffix(" per parameter")
         self.subset_box.setToolTip("How many randomly chosen elements of each parameter the numerical gradient checks")
         self.check_button = QPushButton("Compare gradients")
+        self.check_button.setToolTip("Compute the gradient both ways on a background thread and compare them")
         self.check_button.clicked.connect(self.start_check)
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the check; the parameters it finished are still compared")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
+        self.progress_bar.setToolTip("Numerical derivatives computed, of those the check needs")
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["parameter", "shape", "elements checked", "max relative error",
                                               "max absolute error"])
@@ -114,7 +146,10 @@ class GradientLab(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMaximumHeight(160)
+        self.table.setToolTip("Per parameter: how many elements were compared and the largest difference "
+                              "between the two gradients (relative error below 1e-6 in green: they agree)")
         self.timing_label = value_label()
+        self.timing_label.setToolTip("How long each way took; one backward pass gives every gradient at once")
         self.timing_label.setWordWrap(True)
         self.summary_label = plain_label("Compare the gradient backprop computes with the one numerical "
                                          "differentiation gives, on a mini-batch of 3 images.", word_wrap=True)
@@ -123,6 +158,7 @@ class GradientLab(QWidget):
         outer = QVBoxLayout(check_box)
         form = QFormLayout()
         form.addRow("Network", self.network_box)
+        form.addRow("", self.network_info)
         form.addRow("Data", self.data_label)
         row = QHBoxLayout()
         row.addWidget(self.subset_check)
@@ -139,51 +175,14 @@ class GradientLab(QWidget):
         outer.addWidget(self.summary_label)
         outer.addStretch(1)
 
-        # central vs forward difference on the book's 0.01x² + 0.1x
-        self.h_box = compact_combo_box()
-        for h in STEP_SIZES:
-            self.h_box.addItem(f"h = {h:g}" + ("  (the book)" if h == 1e-4 else ""), h)
-        self.h_box.currentIndexChanged.connect(lambda _: self.set_step_size(self.h_box.currentData()))
-        self.diff_table = QTableWidget(len(DEMO_POINTS), 4)
-        self.diff_table.setHorizontalHeaderLabels(["x", "central (f(x+h) − f(x−h)) / 2h", "forward (f(x+h) − f(x)) / h",
-                                                   "exact 0.02x + 0.1"])
-        self.diff_table.verticalHeader().setVisible(False)
-        self.diff_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.diff_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.diff_table.horizontalHeader().setStretchLastSection(True)
-        self.diff_table.setMaximumHeight(90)
-        self.diff_explain = QLabel()
-        self.diff_explain.setWordWrap(True)
-        self.diff_plot = make_plot("y = 0.01x² + 0.1x and its tangents from the central difference", "x", "y")
-        self.diff_plot.setMouseEnabled(x=False, y=False)
-        self.diff_plot.hideButtons()
-        self.diff_plot.getPlotItem().addLegend(offset=(10, 10), labelTextColor="#111")
-        xs = np.linspace(0.0, 20.0, 201)
-        self.diff_plot.plot(xs, demo_function(xs), pen=pg.mkPen("#333", width=2), name="f(x)")
-        self.tangents = [
-            self.diff_plot.plot([], [], pen=pg.mkPen(PALETTE[i + 1], width=2, style=Qt.PenStyle.DashLine),
-                                name=f"tangent at x = {x:g}")
-            for i, x in enumerate(DEMO_POINTS)
-        ]
-        self.tangent_points = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(PALETTE[3]), pen=None)
-        self.diff_plot.addItem(self.tangent_points)
-        self.diff_plot.setXRange(0, 20, padding=0.02)
-        self.diff_plot.setYRange(-1, 6, padding=0)
-
-        diff_box = QGroupBox("Central vs forward difference")
-        dlayout = QVBoxLayout(diff_box)
-        hrow = QHBoxLayout()
-        hrow.addWidget(QLabel("Step size"))
-        hrow.addWidget(self.h_box)
-        hrow.addStretch(1)
-        dlayout.addLayout(hrow)
-        dlayout.addWidget(self.diff_table)
-        dlayout.addWidget(self.diff_explain)
-        dlayout.addWidget(self.diff_plot, 1)
+        self.demo = DifferenceDemo()
+        # the demo's parts, by the names the tests use
+        self.h_box, self.diff_table, self.diff_explain, self.diff_plot = (
+            self.demo.h_box, self.demo.table, self.demo.explain, self.demo.plot)
 
         layout = QHBoxLayout(self)
         layout.addWidget(check_box, 1)
-        layout.addWidget(diff_box, 1)
+        layout.addWidget(self.demo, 1)
 
     # ----- inputs from the app -----
     def set_network(self, network, label: str = "") -> None:
@@ -196,6 +195,7 @@ class GradientLab(QWidget):
         self._update_sources()
 
     def _update_sources(self) -> None:
+        """The choices and the lines under them say what a check would use now."""
         index = self.network_box.findData(CURRENT)
         item = self.network_box.model().item(index)
         if self._network is None:
@@ -205,7 +205,14 @@ class GradientLab(QWidget):
                 self.network_box.setCurrentIndex(self.network_box.findData("new-10"))
         else:
             item.setEnabled(True)
-            item.setText(f"The current network ({line(self._network_label or self._network.describe(), 80)})")
+            item.setText("The current network")
+        if self.network_box.currentData() == CURRENT and self._network is not None:
+            label = line(self._network_label or self._network.describe())
+            self.network_info.setText(label)
+            self.network_info.setToolTip(plain_tooltip(label))
+        else:
+            self.network_info.setText("A new network with random weights, made for the check")
+            self.network_info.setToolTip("")
         if self._dataset is not None and getattr(self._dataset, "x_test", None) is not None:
             self.data_label.setText(f"the first {BATCH} test images of {line(self._dataset.name, 80)}")
         else:
@@ -258,6 +265,7 @@ class GradientLab(QWidget):
             name = "-".join(map(str, sizes))
         x, t = self._batch(network)
         per_param = self.subset_box.value() if self.subset_check.isChecked() else None
+        self._per_param = per_param
 
         def work(ctx):
             def progress(done, total):
@@ -327,16 +335,9 @@ class GradientLab(QWidget):
                 if col == 3:
                     item.setForeground(pg.mkColor("#1B5E20" if p.max_rel_error < GOOD_ERROR else "#B71C1C"))
                 self.table.setItem(row, col, item)
-        checked = sum(report.checked.values())
-        numerical = f"numerical: {check.numerical_seconds:.2f} s for {checked:,}"
-        if not report.complete:
-            numerical += f"; about {report.estimated_full_numerical_seconds:.1f} s for all (estimated)"
-        self.timing_label.setText(
-            f"backprop:  {check.backprop_seconds * 1000:.2f} ms for all {sum(report.sizes.values()):,} elements\n"
-            f"{numerical}\nratio:     backprop is {report.speedup:,.0f}× faster"
-        )
+        self.timing_label.setText(timing_text(report))
         if check.cancelled:
-            self.summary_label.setText(f"Cancelled after {checked:,} elements; the table shows the parameters finished.")
+            self.summary_label.setText(cancelled_text(report, self._per_param))
             return
         worst = check.max_rel_error
         if worst < GOOD_ERROR:
@@ -347,45 +348,18 @@ class GradientLab(QWidget):
                        "pooling) or float32 weights can cause this; a real bug usually gives errors near 1.")
         else:
             verdict = f"The largest relative error is {worst:.1e}: the gradients disagree — backprop looks wrong here."
+        faster = (f"backprop was {report.speedup:,.0f}× faster" if report.complete
+                  else f"backprop would be about {report.speedup:,.0f}× faster over every weight")
         self.summary_label.setText(
             f"{verdict} Backprop gets every gradient in one backward pass; the numerical way needs two forward passes "
-            f"per weight, which is why backprop was {report.speedup:,.0f}× faster."
+            f"per weight, which is why {faster}."
         )
 
     # ----- central vs forward difference -----
+    @property
+    def differences(self) -> dict:
+        """x -> (central, forward) difference for the chosen step size."""
+        return self.demo.differences
+
     def set_step_size(self, h: float) -> None:
-        h = float(h)
-        index = self.h_box.findData(h)
-        if index < 0:
-            raise ValueError(f"step size {h:g} is not offered; choose one of {', '.join(f'{s:g}' for s in STEP_SIZES)}")
-        if index != self.h_box.currentIndex():
-            self.h_box.blockSignals(True)
-            self.h_box.setCurrentIndex(index)
-            self.h_box.blockSignals(False)
-        self.differences = {}
-        for row, x in enumerate(DEMO_POINTS):
-            central = numerical_diff(demo_function, x, h)
-            forward = forward_diff(demo_function, x, h)
-            self.differences[x] = (central, forward)
-            cells = [f"{x:g}", repr(float(central)), repr(float(forward)), f"{demo_exact(x):g}"]
-            for col, text in enumerate(cells):
-                self.diff_table.setItem(row, col, QTableWidgetItem(text))
-        xs = np.array(DEMO_POINTS)
-        self.tangent_points.setData(xs, demo_function(xs))
-        for tangent, x in zip(self.tangents, DEMO_POINTS):
-            slope = self.differences[x][0]
-            span = np.array([x - 5.0, x + 5.0])
-            tangent.setData(span, demo_function(x) + slope * (span - x))
-        if all(p + h == p for p in DEMO_POINTS):
-            spacing = np.spacing(max(DEMO_POINTS))
-            self.diff_explain.setText(
-                f"h = {h:g} is far below the spacing between neighbouring doubles near x (about {spacing:.1e} "
-                f"at x = {max(DEMO_POINTS):g}), so x + h rounds to x itself: f(x + h) − f(x) is exactly 0 and "
-                "both differences give 0.0. The tangents lie flat — a step that small is no step at all."
-            )
-        else:
-            self.diff_explain.setText(
-                "The exact slopes are 0.2 and 0.3. The central difference's error shrinks like h² (for this "
-                "parabola only rounding is left), the forward difference's like h: it is off by 0.01·h. "
-                "Too small an h loses digits to rounding (try 1e-12), too large a one to the curve."
-            )
+        self.demo.set_step_size(h)

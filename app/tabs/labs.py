@@ -17,23 +17,25 @@ def create_lab_tabs(session, task_factory: Callable) -> list[tuple[str, QWidget]
     """(title, page) for each lab; cheap to build (each opens on its textbook example).
 
     ``task_factory(fn, name)`` returns a started or startable background task (see
-    ``app.tabs.gradients_lab``); the main window passes one that registers the task, so the
-    window waits for its thread at shutdown. ``session`` may be None (no wiring).
+    ``app.tabs.gradients_lab``) for the gradient check and the landscape's long runs; the main
+    window passes one that registers the task, so the window waits for its thread at shutdown.
+    ``session`` may be None (no wiring).
     """
     descent = DescentLab()
-    landscape = LandscapeLab()
+    landscape = LandscapeLab(task_factory=task_factory)
     loss = LossLab()
     gradients = GradientLab(task_factory=task_factory)
     if session is not None:
         gradients.set_network(session.network, session.network_label)
         gradients.set_dataset(session.dataset)
+        # the label read when the signal arrives: "(training)" becomes "(finished, 3 epochs)" without a new network
         session.networkChanged.connect(lambda net: gradients.set_network(net, session.network_label))
         session.networkInfoChanged.connect(lambda: gradients.set_network(session.network, session.network_label))
         session.datasetChanged.connect(gradients.set_dataset)
         session.predictionChanged.connect(loss.set_probabilities)  # the canvas's (10,) probabilities or None
-    return [
-        ("Gradient descent", descent),
-        ("Loss landscape", landscape),
+    return [  # in the book's order: what a loss is, descending it, computing its gradient, optimizers' paths
         ("Loss functions", loss),
+        ("Gradient descent", descent),
         ("Gradients", gradients),
+        ("Loss landscape", landscape),
     ]

@@ -2,15 +2,19 @@
 
 Click the map to choose a start; SGD, Momentum, AdaGrad, RMSprop and Adam all start there
 with a learning rate that suits the surface (times the "learning-rate ×" control), and each
-path is drawn in its own colour with its step count and final value in the legend.
+path is drawn in its own colour, cut where it leaves the map; the colour key beside the map gives
+each one's learning rate, step count and final value.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.threads import describe_error
 from engine import registry
 from engine.labs.landscape import (
     LANDSCAPE_OPTIMIZERS,
@@ -34,14 +39,26 @@ from engine.labs.landscape import (
 )
 from widgets.compact_combo import compact_combo_box
 from widgets.lab_controls import LogSlider, fmt, make_plot, value_label
+from widgets.plain_text import plain_label
+from widgets.plot_fit import PlotPanel, clip_polyline
 from widgets.surface_3d import Surface3D, opengl_available
 
 OPTIMIZER_TITLES = {name: registry.label(registry.OPTIMIZER_CHOICES, name) for name in LANDSCAPE_OPTIMIZERS}
 OPTIMIZER_COLOURS = dict(zip(LANDSCAPE_OPTIMIZERS, ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#000000"]))
 GRID_POINTS = 200
+DOTTED_STEPS = 300  # paths up to this long get a dot per step
+SYNC_STEPS = 200  # up to this many steps all five paths take about 15 ms: computed at once
 CONTOURS = 12
 SCALE_RANGE = (0.05, 20.0)
 HEAT_MAP = pg.colormap.get("viridis")
+COLUMN_WIDTH = 340  # px: the controls and the colour key; the map takes the rest
+MAP_HELP = "Dark is low. Paths cross the contour lines downhill; a path that overshoots zigzags across the valley."
+
+
+def paths_for(surface: Surface, start: np.ndarray, steps: int, lr_scale: float,
+              names=LANDSCAPE_OPTIMIZERS) -> dict[str, OptimizerPath]:
+    """The optimizers' paths for one request (a plain function: it also runs on background threads)."""
+    return compare_optimizers(surface, start, steps, lr_scale, names=names)
 
 
 def contour_levels(z: np.ndarray, n: int = CONTOURS) -> np.ndarray:
@@ -56,11 +73,19 @@ class LandscapeLab(QWidget):
 
     pathsChanged = Signal(object)  # dict optimizer name -> engine.labs.landscape.OptimizerPath
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, task_factory: Callable | None = None, parent: QWidget | None = None) -> None:
+        """``task_factory(fn, name)`` makes background tasks (see ``app.tabs.gradients_lab``) for long runs;
+        without one every run is computed at once."""
         super().__init__(parent)
+        self._task_factory = task_factory
+        self._task = None  # the background run now computing, if any
+        self._pending: tuple | None = None  # the newest request waiting for it: (generation, request)
+        self._generation = 0  # bumped by every request; a result for an older one is dropped
+        self._task_generation = 0  # the request the running task computes
         self._surface: Surface = get_surface("neuron")
         self._start = np.array(self._surface.start, float)
         self._paths: dict[str, OptimizerPath] = {}
+        self._paths_surface: Surface | None = None  # the surface the paths shown were computed on
         self._z_min = 0.0  # the surface's lowest value on the grid: the floor of the colour scale
         self._build()
         self.set_surface("neuron")
@@ -71,10 +96,13 @@ class LandscapeLab(QWidget):
         for key, surface in SURFACES.items():
             self.surface_box.addItem(surface.title, key)
         self.surface_box.currentIndexChanged.connect(lambda _: self.set_surface(self.surface_box.currentData()))
+        self.surface_box.setToolTip("The function the optimizers descend: a real neuron's loss, or a classic test surface")
         self.formula_label = QLabel()
         self.formula_label.setWordWrap(True)
 
-        self.plot = make_plot("", "x", "y")
+        self.plot = make_plot("", "x", "y", size_hint=(480, 320), tooltip=(
+            "The surface's value as colour (dark: low) with contour lines; each optimizer's path in its colour "
+            "from the white star; × marks the minimum. Click the map to start from there."))
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.getPlotItem().setAspectLocked(False)
@@ -83,11 +111,9 @@ class LandscapeLab(QWidget):
         self.plot.addItem(self.image)
         self.contours: list[pg.IsocurveItem] = []
         self.path_items: dict[str, pg.PlotDataItem] = {}
-        self.legend = self.plot.getPlotItem().addLegend(offset=(-10, 10), labelTextColor="#111",
-                                                        brush=pg.mkBrush(255, 255, 255, 215), pen=pg.mkPen("#888"))
         for name in LANDSCAPE_OPTIMIZERS:
             item = pg.PlotDataItem(pen=pg.mkPen(OPTIMIZER_COLOURS[name], width=2), symbol="o", symbolSize=4,
-                                   symbolBrush=OPTIMIZER_COLOURS[name], symbolPen=None, name=OPTIMIZER_TITLES[name])
+                                   symbolBrush=OPTIMIZER_COLOURS[name], symbolPen=None, connect="finite")
             item.setZValue(10)
             self.plot.addItem(item)
             self.path_items[name] = item
@@ -101,21 +127,41 @@ class LandscapeLab(QWidget):
 
         self.steps_box = QSpinBox()
         self.steps_box.setRange(1, 5000)
+        self.steps_box.setToolTip("The most steps each optimizer takes (it stops sooner where the gradient vanishes)")
         self.steps_box.valueChanged.connect(lambda _: self.run())
         self.lr_scale = LogSlider(*SCALE_RANGE, 1.0)
         self.lr_scale.set_marks([("× 0.1", 0.1), ("× 1", 1.0), ("× 10", 10.0)],
                                 tooltip="multiply every learning rate by {:g}")
+        self.lr_scale.slider.setToolTip("Multiply every optimizer's learning rate (log scale): too large and they "
+                                        "overshoot or fly off the map")
         self.lr_scale.valueChanged.connect(lambda _: self.run())
         self.scale_label = value_label()
-        self.run_button = QPushButton("Run again from the start")
+        self.run_button = QPushButton("Run again")
+        self.run_button.setToolTip("Run all five optimizers again from the start shown")
         self.run_button.clicked.connect(self.run)
-        self.reset_button = QPushButton("Back to the textbook start")
+        self.reset_button = QPushButton("Textbook start")
+        self.reset_button.setToolTip("Start from this surface's textbook point again")
         self.reset_button.clicked.connect(lambda: self.set_start(self._surface.start))
         self.start_label = value_label()
+        self.start_label.setToolTip("Where every path starts (the white star); click the map to move it")
         self.results_label = value_label()
         self.results_label.setWordWrap(True)
-        hint = QLabel("Click the map to start all five optimizers from that point. Each uses a learning rate "
-                      "that suits this surface; the slider multiplies them all.")
+        self.results_label.setToolTip("The surface's value where the paths start")
+        self.key_labels: dict[str, QLabel] = {}
+        key = QGridLayout()
+        key.setContentsMargins(0, 0, 0, 0)
+        key.setHorizontalSpacing(6)
+        for row, name in enumerate(LANDSCAPE_OPTIMIZERS):
+            swatch = QLabel("━━")
+            swatch.setStyleSheet(f"color: {OPTIMIZER_COLOURS[name]}; font-weight: bold")
+            label = plain_label(OPTIMIZER_TITLES[name], word_wrap=True)
+            label.setToolTip(f"{OPTIMIZER_TITLES[name]}: its learning rate η, steps taken and the value f where it ended")
+            key.addWidget(swatch, row, 0, Qt.AlignmentFlag.AlignTop)
+            key.addWidget(label, row, 1)
+            self.key_labels[name] = label
+        key.setColumnStretch(1, 1)
+        hint = QLabel("Click the map to start all five optimizers there. Each uses a learning rate that suits "
+                      "this surface; the slider multiplies them all.")
         hint.setWordWrap(True)
 
         box = QGroupBox("Optimizers")
@@ -124,11 +170,15 @@ class LandscapeLab(QWidget):
         form.addRow("Steps (at most)", self.steps_box)
         form.addRow("Learning rate ×", self.scale_label)
         form.addRow(self.lr_scale)
-        form.addRow(self.run_button)
-        form.addRow(self.reset_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.reset_button)
+        form.addRow(buttons)
         form.addRow(self.results_label)
+        form.addRow(key)
 
         left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         row.addWidget(QLabel("Surface:"))
         row.addWidget(self.surface_box, 1)
@@ -139,15 +189,18 @@ class LandscapeLab(QWidget):
         left.addStretch(1)
         holder = QWidget()
         holder.setLayout(left)
-        holder.setMaximumWidth(400)
+        holder.setMinimumWidth(COLUMN_WIDTH - 40)
+        holder.setMaximumWidth(COLUMN_WIDTH)
         layout = QHBoxLayout(self)
         layout.addWidget(holder)
         self.view3d = Surface3D() if opengl_available() else None  # 2-D map only where OpenGL does not work
+        map_panel = PlotPanel(self.plot, MAP_HELP)
         if self.view3d is None:
-            layout.addWidget(self.plot, 1)
+            layout.addWidget(map_panel, 1)
         else:
             views = QTabWidget()
-            views.addTab(self.plot, "Map")
+            views.setToolTip("The map from above, or the same surface in 3-D")
+            views.addTab(map_panel, "Map")
             views.addTab(self.view3d, "3-D")
             layout.addWidget(views, 1)
 
@@ -175,7 +228,7 @@ class LandscapeLab(QWidget):
         item = self.plot.getPlotItem()
         item.setLabel("bottom", surface.axis_labels[0], color="#222")
         item.setLabel("left", surface.axis_labels[1], color="#222")
-        item.setTitle(surface.formula, color="#222", size="10pt")
+        self.plot.set_title(surface.formula)
         self._draw_surface()
         self.steps_box.blockSignals(True)
         self.steps_box.setValue(surface.steps)
@@ -196,11 +249,75 @@ class LandscapeLab(QWidget):
         self.steps_box.setValue(int(steps))
 
     def run(self) -> dict[str, OptimizerPath]:
-        """Run all five optimizers from the start (milliseconds: 2-vectors, a few hundred steps)."""
-        self._paths = compare_optimizers(self._surface, self._start, self.steps_box.value(), self.lr_scale.value())
+        """Run all five optimizers from the start; the paths shown now (a long run's arrive later).
+
+        Up to ``SYNC_STEPS`` steps take a few milliseconds and are computed at once. Longer runs
+        (up to 0.8 s at 5,000 steps) go to a background task, one at a time: while one computes,
+        only the newest request waits, and a result for an older request is dropped.
+        """
+        self._generation += 1
+        request = (self._surface, self._start.copy(), self.steps_box.value(), self.lr_scale.value())
+        if self._task_factory is None or request[2] <= SYNC_STEPS:
+            self._pending = None
+            self._show_paths(paths_for(*request))
+        else:
+            self._pending = (self._generation, request)
+            if self._paths and not self._shown_from(request):  # old paths from elsewhere would mislead
+                self._paths = {}
+                self._draw_paths()
+            self.results_label.setText(f"computing {request[2]:,} steps for each optimizer …")
+            if self._task is None:
+                self._start_pending()
+        return dict(self._paths)
+
+    def _shown_from(self, request) -> bool:
+        """True when the paths shown start where ``request`` does, on its surface."""
+        surface, start = request[0], request[1]
+        return surface is self._paths_surface and all(np.array_equal(p.points[0], start) for p in self._paths.values())
+
+    def is_computing(self) -> bool:
+        return self._task is not None
+
+    def _show_paths(self, paths: dict[str, OptimizerPath]) -> None:
+        self._paths = paths
+        self._paths_surface = self._surface
         self._draw_paths()
         self.pathsChanged.emit(dict(self._paths))
-        return dict(self._paths)
+
+    def _start_pending(self) -> None:
+        generation, request = self._pending
+        self._pending = None
+
+        def work(ctx):
+            paths = {}
+            for name in LANDSCAPE_OPTIMIZERS:  # one optimizer at a time, so a closing window need not wait long
+                if ctx.cancelled.is_set():
+                    return None
+                paths.update(paths_for(*request, names=(name,)))
+            return paths
+
+        task = self._task = self._task_factory(work, "loss landscape paths")
+        self._task_generation = generation
+        # bound methods, not lambdas: Qt drops them if this page is deleted before the task ends
+        task.succeeded.connect(self._on_paths)
+        task.failed.connect(self._on_failed)
+        task.finished.connect(self._on_task_finished)
+        if not task.is_running():
+            task.start()
+        if not task.is_running():  # cancelled before it could start: the window is closing
+            self._task = None
+
+    def _on_paths(self, paths) -> None:
+        if paths is not None and self._task_generation == self._generation:  # else a newer request is coming
+            self._show_paths(paths)
+
+    def _on_failed(self, exc) -> None:
+        self.results_label.setText(f"The paths could not be computed: {describe_error(exc)}")
+
+    def _on_task_finished(self) -> None:
+        self._task = None
+        if self._pending is not None:
+            self._start_pending()
 
     # ----- drawing -----
     def _draw_surface(self) -> None:
@@ -243,31 +360,29 @@ class LandscapeLab(QWidget):
 
     def _draw_paths(self) -> None:
         s = self._surface
-        lines = [f"start value {fmt(s.at(self._start), 6)}"]
+        box = (*s.x_range, *s.y_range)
+        self.results_label.setText(f"start value {fmt(s.at(self._start), 6)}")
+        for name in LANDSCAPE_OPTIMIZERS:
+            if name not in self._paths:  # not computed yet
+                self.path_items[name].setData([], [])
+                self.key_labels[name].setText(OPTIMIZER_TITLES[name])
         for name, path in self._paths.items():
-            item = self.path_items[name]
-            item.setData(path.points[:, 0], path.points[:, 1])
+            x, y = clip_polyline(path.points[:, 0], path.points[:, 1], box)  # a run-away path ends at the edge
+            # a dot per step shows the step sizes; on a long path they only smear into a line (and cost time)
+            self.path_items[name].setData(x, y, symbol="o" if len(x) <= DOTTED_STEPS else None)
             note = {"diverged": ", diverged", "flat": ", gradient ≈ 0"}.get(path.status, "")
-            caption = f"{OPTIMIZER_TITLES[name]} (η={path.lr:.3g}): {path.steps} steps, f={fmt(path.final_value, 4)}{note}"
-            self._legend_label(name).setText(caption, color="#111")
-            lines.append(caption)
-        self.results_label.setText("\n".join(lines))
+            if len(x) < len(path.points) or np.isnan(x).any():
+                note += ", left the map"
+            self.key_labels[name].setText(
+                f"{OPTIMIZER_TITLES[name]} (η={path.lr:.3g}): {path.steps} steps, f={fmt(path.final_value, 4)}{note}")
         if self.view3d is not None:
             self.view3d.set_paths({name: (p.points, self._colour_scale(p.values), OPTIMIZER_COLOURS[name])
                                    for name, p in self._paths.items()})
         self.start_marker.setData([self._start[0]], [self._start[1]])
         self.start_label.setText(f"({self._start[0]:.3f}, {self._start[1]:.3f})")
         self.scale_label.setText(f"{self.lr_scale.value():g}")
-        s = self._surface
         self.plot.setXRange(*s.x_range, padding=0)
         self.plot.setYRange(*s.y_range, padding=0)
-
-    def _legend_label(self, name: str):
-        """The legend's text item for one optimizer (relabelled in place rather than rebuilt)."""
-        for sample, label in self.legend.items:
-            if sample.item is self.path_items[name]:
-                return label
-        raise LookupError(name)
 
     def _on_clicked(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:

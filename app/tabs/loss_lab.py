@@ -31,6 +31,19 @@ from engine.nn.functions import (
 )
 from widgets.compact_combo import compact_combo_box
 from widgets.lab_controls import PALETTE, make_plot, value_label
+from widgets.plot_fit import PlotPanel, PlotRow
+
+
+COLUMN_WIDTH = 400  # px: the inputs and numbers; the two plots share the rest
+BARS_HELP = "Cross-entropy reads only the blue bar above the orange one; the sum of squares reads every bar."
+STEP_HELP = ("Accuracy jumps like the step (red): its slope is 0 almost everywhere, so it gives gradient descent "
+             "no direction. The sigmoid's slope (blue dashed) is never 0.")
+WHY_TEXT = (
+    "The step function and the sigmoid σ, with their slopes. Accuracy changes only when some answer flips, so nudging one weight a little "
+    "almost never changes it: its slope is 0, like the step function's, and gradient descent would not know "
+    "where to go. A loss built on the probabilities (through smooth functions like the sigmoid or softmax) "
+    "changes a little with every nudge, so its slope always points somewhere useful."
+)
 
 
 class LossLabError(ValueError):
@@ -132,7 +145,9 @@ class LossLab(QWidget):
         self.formula_note.setToolTip("engine.nn.functions.cross_entropy_error here; "
                                      "engine.nn.functions.softmax_cross_entropy for training and evaluation")
 
-        self.bars_plot = make_plot("The probabilities y and the one-hot target t", "digit", "probability")
+        self.bars_plot = make_plot("Probabilities y and target t", "digit", "probability", tooltip=(
+            "Blue: the probability y the network gives each digit. Orange: the one-hot target t, "
+            "1 for the correct label and 0 for the rest."))
         self.bars_plot.setMouseEnabled(x=False, y=False)
         self.bars_plot.hideButtons()
         self.bars = pg.BarGraphItem(x=np.arange(CLASSES) - 0.15, height=np.zeros(CLASSES), width=0.3,
@@ -143,25 +158,34 @@ class LossLab(QWidget):
         self.bars_plot.addItem(self.bars)
         self.bars_plot.addItem(self.target_bars)
         legend.addItem(self.bars, "y (network)")
-        legend.addItem(self.target_bars, "t (correct label)")
+        legend.addItem(self.target_bars, "t (correct)")
         self.bars_plot.getPlotItem().getAxis("bottom").setTicks([[(i, str(i)) for i in range(CLASSES)]])
         self.bars_plot.setXRange(-0.6, CLASSES - 0.4, padding=0)
         self.bars_plot.setYRange(0, 1.05, padding=0)
 
-        self.step_plot = make_plot("Why accuracy is no loss: the step's slope is 0 almost everywhere", "x", "")
+        self.step_plot = make_plot("Why not train on accuracy?", "x", "", tooltip=WHY_TEXT)
         self.step_plot.setMouseEnabled(x=False, y=False)
         self.step_plot.hideButtons()
-        self.step_plot.getPlotItem().addLegend(offset=(10, 10), labelTextColor="#111")
+        step_legend = self.step_plot.getPlotItem().addLegend(labelTextColor="#111", brush=pg.mkBrush(255, 255, 255, 215))
         x = np.linspace(-6, 6, 601)
         s = sigmoid(x)
         jump = np.array([-6.0, -1e-12, 1e-12, 6.0])  # four points draw the step with a clean vertical jump
-        self.step_plot.plot(jump, step_function(jump), pen=pg.mkPen(PALETTE[3], width=2), name="step function")
-        self.step_plot.plot(x, s, pen=pg.mkPen(PALETTE[0], width=2), name="sigmoid σ(x)")
+        self.step_plot.plot(jump, step_function(jump), pen=pg.mkPen(PALETTE[3], width=2), name="step")
+        self.step_plot.plot(x, s, pen=pg.mkPen(PALETTE[0], width=2), name="σ")
         self.step_plot.plot(x, s * (1 - s), pen=pg.mkPen(PALETTE[0], width=2, style=Qt.PenStyle.DashLine),
-                            name="σ'(x) = σ(1 − σ): never 0")
+                            name="σ′ = σ(1 − σ)")
         self.step_plot.plot([-6.0, 6.0], [0.0, 0.0], pen=pg.mkPen(PALETTE[3], width=3, style=Qt.PenStyle.DashLine),
-                            name="step'(x) = 0 (except at 0)")
-        self.step_plot.setYRange(-0.05, 1.05, padding=0)
+                            name="step′ = 0")
+        step_legend.anchor(itemPos=(1, 0.5), parentPos=(1, 0.58), offset=(-10, 0))  # the empty right middle
+        self.step_plot.fit_view(padding=0.03)
+
+        self.example_box.setToolTip("The probability vector to score: the book's two examples, the canvas's live "
+                                    "prediction, or one you type")
+        self.vector_edit.setToolTip("Ten probabilities y₀ … y₉, one per digit, separated by commas or spaces; "
+                                    "press Enter to use them")
+        self.label_box.setToolTip("The correct digit: the target t is 1 there and 0 elsewhere")
+        self.sse_label.setToolTip("½Σ(y − t)² over the ten digits: at most 1 for probabilities")
+        self.cee_label.setToolTip("−Σ t log(y + 10⁻⁷) = −log(y of the correct digit + 10⁻⁷)")
 
         inputs = QGroupBox("Probability vector and label")
         form = QFormLayout(inputs)
@@ -180,29 +204,19 @@ class LossLab(QWidget):
         rform.addRow(self.explain_label)
         rform.addRow(self.formula_note)
 
-        why = QGroupBox("Why not train on accuracy?")
-        why_text = QLabel(
-            "Accuracy changes only when some answer flips, so nudging one weight a little almost never changes "
-            "it: its slope is 0, like the step function's, and gradient descent would not know where to go. "
-            "A loss built on the probabilities (through smooth functions like the sigmoid or softmax) changes "
-            "a little with every nudge, so its slope always points somewhere useful."
-        )
-        why_text.setWordWrap(True)
-        QVBoxLayout(why).addWidget(why_text)
         left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(inputs)
         left.addWidget(results)
-        left.addWidget(why)
         left.addStretch(1)
         holder = QWidget()
         holder.setLayout(left)
-        holder.setMaximumWidth(460)
-        plots = QVBoxLayout()
-        plots.addWidget(self.bars_plot, 1)
-        plots.addWidget(self.step_plot, 1)
+        holder.setMinimumWidth(COLUMN_WIDTH - 60)
+        holder.setMaximumWidth(COLUMN_WIDTH)
         layout = QHBoxLayout(self)
         layout.addWidget(holder)
-        layout.addLayout(plots, 1)
+        self.plot_row = PlotRow([PlotPanel(self.bars_plot, BARS_HELP), PlotPanel(self.step_plot, STEP_HELP)])
+        layout.addWidget(self.plot_row, 1)
 
     # ----- public API -----
     @property
@@ -294,11 +308,11 @@ class LossLab(QWidget):
         verdict = "right" if top == self._label else f"wrong (it says {top})"
         p = self._y[self._label]
         self.explain_label.setText(
-            f"The network gives the correct digit {self._label} a probability of {p:.3g}: its answer is "
-            f"{verdict}. Cross-entropy looks only at that number, −log({p:.3g} + 10⁻⁷); it climbs steeply as "
-            "the probability of the right answer falls to 0 (up to −log 10⁻⁷ ≈ 16.1), while the sum of "
-            "squares can never exceed 1."
+            f"The correct digit {self._label} gets {p:.3g}: the answer is {verdict}. Cross-entropy reads only "
+            f"that number, −log({p:.3g} + 10⁻⁷), and climbs steeply as it falls to 0 (up to ≈ 16.1); "
+            "the sum of squares never exceeds 1."
         )
         self.bars.setOpts(height=self._y)
+        self.bars_plot.setYRange(0, max(1.0, float(self._y.max())) * 1.05, padding=0)  # typed values may pass 1
         self.target_bars.setOpts(height=t)
         self.lossesChanged.emit(self._sse, self._cee)

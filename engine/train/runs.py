@@ -1,6 +1,8 @@
 """A finished (or stopped) training run kept for comparison: its settings, loss curve and epoch metrics.
 
-Runs are saved as JSON (to reopen and compare with later runs) and as CSV (for spreadsheets).
+A run's learning-rate changes (a person moved the slider mid-run) are kept in its settings as
+``settings["lr_changes"] = [{"iteration": 812, "from": 0.001, "to": 0.05}, ...]``, checked like every
+other field. Runs are saved as JSON (to reopen and compare with later runs) and as CSV (for spreadsheets).
 Writes are atomic (temporary file, then rename) so a crash never leaves a half-written run file; new
 files get the permissions an editor would give them, a link is written through to its file, and a
 failure raises :class:`engine.util.WriteError` (a DigitLabError and an OSError) saying why in plain words.
@@ -19,17 +21,54 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import DigitLabError
+from engine.train.run_names import run_history, run_title
 from engine.util import (WriteError, atomic_write, open_regular_file, os_error_words, printable, read_limited,
                          to_jsonable)
 
 FORMAT = "digitlab-run"
 VERSION = 1
 MAX_RUN_FILE_BYTES = 256 << 20  # a million iterations take ~25 MB as JSON; a bigger "run" is not one, only memory
+LR_CHANGES = "lr_changes"  # the settings key of a run's learning-rate changes
 EPOCH_COLUMNS = ("epoch", "iteration", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
 
 
 class RunFileError(DigitLabError):
     """A run file that cannot be read (missing, not JSON, not a DigitLab run, wrong field types)."""
+
+
+def check_lr_changes(changes, where: str = "run") -> list[dict]:
+    """A run's learning-rate changes as plain ``{"iteration": int, "from": float, "to": float}`` dicts.
+
+    RunFileError unless ``changes`` is a list of such objects, iterations ≥ 0 and in order, rates finite and > 0.
+    """
+    if not isinstance(changes, (list, tuple)):
+        raise RunFileError(f"{where}: 'lr_changes' must be a list, found {type(changes).__name__}")
+    out: list[dict] = []
+    for i, c in enumerate(changes):
+        if not isinstance(c, dict):
+            raise RunFileError(f"{where}: lr_changes[{i}] must be an object with iteration, from and to")
+        it = c.get("iteration")
+        if isinstance(it, (bool, np.bool_)) or not isinstance(it, (int, np.integer)) or it < 0:
+            raise RunFileError(f"{where}: lr_changes[{i}]: 'iteration' must be a whole number ≥ 0")
+        rates = [_rate(c.get("from")), _rate(c.get("to"))]
+        if None in rates:
+            raise RunFileError(f"{where}: lr_changes[{i}]: 'from' and 'to' must be learning rates > 0")
+        if out and int(it) < out[-1]["iteration"]:
+            raise RunFileError(f"{where}: lr_changes[{i}]: iteration {int(it)} comes before the previous change's "
+                               f"{out[-1]['iteration']}")
+        out.append({"iteration": int(it), "from": rates[0], "to": rates[1]})
+    return out
+
+
+def _rate(value) -> float | None:
+    """A learning rate (finite, > 0) as a float, or None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    try:
+        rate = float(value)
+    except OverflowError:  # an integer of 400 digits
+        return None
+    return rate if math.isfinite(rate) and rate > 0 else None
 
 
 def _now() -> str:
@@ -48,6 +87,8 @@ class RunRecord:
     def __post_init__(self) -> None:
         self.losses = np.asarray(self.losses, dtype=np.float64).reshape(-1)
         self.settings = dict(self.settings or {})
+        if LR_CHANGES in self.settings:
+            self.settings[LR_CHANGES] = check_lr_changes(self.settings[LR_CHANGES])
         self.epochs = [dict(e) for e in self.epochs]
 
     @property
@@ -62,6 +103,19 @@ class RunRecord:
             if acc is not None and math.isfinite(acc):
                 return float(acc)
         return None
+
+    @property
+    def lr_changes(self) -> list[dict]:
+        """``[{"iteration", "from", "to"}, ...]``: when and how the learning rate was changed during the run."""
+        return [dict(c) for c in self.settings.get(LR_CHANGES, [])]
+
+    def title(self) -> str:
+        """'Adam lr 0.001→0.05@812 · batch 100 · seed 0' (the name when the settings do not say)."""
+        return run_title(self.settings, self.name)
+
+    def history(self) -> list[str]:
+        """The run told one fact a line: name, network, settings, each learning-rate change, how it ended."""
+        return run_history(self.settings, self.name, len(self.losses), self.status, self.final_test_accuracy)
 
     def summary(self) -> str:
         acc = self.final_test_accuracy
@@ -101,6 +155,8 @@ class RunRecord:
         epochs = data.get("epochs", [])
         if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
             raise RunFileError(f"{where}: 'epochs' must be a list of objects")
+        if LR_CHANGES in settings:
+            settings = {**settings, LR_CHANGES: check_lr_changes(settings[LR_CHANGES], where)}
         status = data.get("status", "finished")
         created = data.get("created", "")
         if not isinstance(status, str) or not isinstance(created, str):

@@ -218,7 +218,8 @@ class Stepper:
         hint = f" (learning rate {lr:g})" if lr is not None else ""
         self.status = "diverged"
         self.message = (
-            f"training diverged at iteration {self.iteration + 1}: the loss became {loss:.4g}"
+            f"training diverged after {self.iteration} iteration{'' if self.iteration == 1 else 's'}: the loss of "
+            f"iteration {self.iteration + 1} was {loss:.4g}"
             f"{'' if not math.isfinite(loss) else f' ({EXPLODE_FACTOR}× its starting value)'}. The learning rate"
             f"{hint} is probably too large; try a smaller one. The weights from the start of "
             f"epoch {self.iteration // self.iterations_per_epoch + 1} were put back."

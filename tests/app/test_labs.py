@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
 
 from app.session import Session
 from app.tabs.descent_lab import DescentLab, DescentLabError
-from app.tabs.gradients_lab import GradientLab
+from app.tabs.gradients_lab import GradientLab, cancelled_text, timing_text
 from app.tabs.labs import create_lab_tabs
 from app.tabs.landscape_lab import LandscapeLab
 from app.tabs.loss_lab import LossLab, LossLabError, parse_probabilities
@@ -19,6 +19,8 @@ from engine.labs.descent import gradient_descent, least_squares_descent, squared
 from engine.labs.landscape import SURFACES
 from engine.nn.functions import cross_entropy_error
 from engine.nn.network import make_mlp
+from engine.train.gradcheck import GradCheck, ParamCheck
+from widgets.plot_fit import FitPlot, PlotPanel
 from widgets.surface_3d import opengl_available
 
 
@@ -183,7 +185,7 @@ def test_landscape_opens_on_the_neuron_and_all_optimizers_descend_the_bowl(qtbot
         assert path.final_value < 0.2 * path.values[0], name
         x, y = lab.path_items[name].getData()
         np.testing.assert_allclose(np.column_stack([x, y]), path.points)
-    texts = [label.text for _, label in lab.legend.items]
+    texts = [lab.key_labels[name].text() for name in paths]  # the colour key beside the map
     assert len(texts) == 5 and all("30 steps" in text for text in texts)
     titles = [registry.label(registry.OPTIMIZER_CHOICES, name) for name in paths]
     assert [text.split(" (η=")[0] for text in texts] == titles == ["SGD", "Momentum", "AdaGrad", "RMSprop", "Adam"]
@@ -201,9 +203,50 @@ def test_landscape_click_sets_the_start_and_lr_scale_changes_the_paths(show, qtb
     qtbot.mouseClick(ten, Qt.MouseButton.LeftButton)
     assert lab.paths["sgd"].lr == pytest.approx(10 * sgd_before)
     assert lab.paths["sgd"].status == "diverged"
-    assert "diverged" in lab.results_label.text()
+    assert "diverged" in lab.key_labels["sgd"].text() and "left the map" in lab.key_labels["sgd"].text()
+    x, y = lab.path_items["sgd"].getData()  # drawn only as far as the map's edge
+    s = lab.surface
+    assert np.nanmin(x) >= s.x_range[0] and np.nanmax(x) <= s.x_range[1]
+    assert np.nanmin(y) >= s.y_range[0] and np.nanmax(y) <= s.y_range[1]
     lab.set_steps(5)
     assert all(p.steps <= 5 for p in lab.paths.values())
+
+
+def test_long_landscape_runs_are_computed_off_the_gui_thread_and_only_the_newest_is_shown(qtbot, tasks, monkeypatch):
+    import app.tabs.landscape_lab as landscape_lab
+
+    threads = []
+    real = landscape_lab.compare_optimizers
+
+    def recording(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(landscape_lab, "compare_optimizers", recording)
+    lab = LandscapeLab(task_factory=tasks.create)
+    qtbot.addWidget(lab)
+    assert threads == [threading.get_ident()] and not lab.is_computing()  # the neuron's 60 steps: at once
+    threads.clear()
+    lab.set_surface("rosenbrock")  # 1000 steps: on a background task
+    assert lab.is_computing() and "computing 1,000 steps" in lab.results_label.text()
+    drawn = [item.getData()[0] for item in lab.path_items.values()]
+    assert lab.paths == {} and all(x is None or len(x) == 0 for x in drawn)  # no neuron paths on this map
+    lab.set_steps(5000)
+    lab.set_steps(3000)  # while one run computes, only the newest request waits
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    with qtbot.waitSignal(lab.pathsChanged, timeout=60_000) as blocker:
+        pass
+    timer.stop()
+    assert len(ticks) > 5  # the event loop kept ticking
+    paths = blocker.args[0]
+    assert max(p.steps for p in paths.values()) == 3000 and lab.paths.keys() == paths.keys()
+    qtbot.waitUntil(lambda: not lab.is_computing(), timeout=10_000)
+    assert len(threads) == 10 and threading.get_ident() not in threads  # 1000 then 3000 steps × 5 optimizers
+    assert "30 steps" not in lab.key_labels["sgd"].text() and "3000 steps" in lab.key_labels["sgd"].text()
 
 
 @pytest.mark.parametrize("key", ["saddle", "rosenbrock"])
@@ -212,7 +255,7 @@ def test_landscape_other_surfaces_draw(qtbot, key):
     qtbot.addWidget(lab)
     lab.set_surface(key)
     s = SURFACES[key]
-    assert lab.plot.getPlotItem().titleLabel.text == s.formula
+    assert lab.plot.title() == s.formula
     assert np.all(np.isfinite(lab.image.image))
     assert lab.paths["adam"].steps > 0
 
@@ -363,8 +406,12 @@ def test_a_long_check_can_be_cancelled_and_shutdown_cancels(qtbot, tasks):
     qtbot.waitUntil(lambda: lab.progress_bar.value() > 0, timeout=30_000)
     with qtbot.waitSignal(lab.checkFinished, timeout=30_000) as blocker:
         qtbot.mouseClick(lab.cancel_button, Qt.MouseButton.LeftButton)
-    assert blocker.args[0].cancelled
+    report = blocker.args[0]
+    assert report.cancelled and report.elements_done > 0
     assert "Cancelled" in lab.summary_label.text()
+    timing = lab.timing_label.text()  # what was measured, that it was cancelled, the ratio only as an estimate
+    assert f"for {report.elements_done:,} elements before it was cancelled" in timing
+    assert "(estimated from" in timing and " for 0 " not in timing
     qtbot.waitUntil(lambda: lab.check_button.isEnabled(), timeout=5000)
     lab.start_check()
     qtbot.waitUntil(lambda: lab.progress_bar.value() > 0, timeout=30_000)
@@ -372,6 +419,51 @@ def test_a_long_check_can_be_cancelled_and_shutdown_cancels(qtbot, tasks):
         lab.cancel()  # cancels without blocking; the window's task registry does the waiting
     assert blocker.args[0].cancelled
     assert tasks.shutdown(10_000)  # what the window does on close
+
+
+SIZES = {"W1": 78_400, "b1": 100, "W2": 1_000, "b2": 10}
+
+
+def test_a_check_cancelled_before_any_element_times_nothing_and_compares_nothing():
+    report = GradCheck([], backprop_seconds=0.0004, numerical_seconds=3.19, cancelled=True, sizes=SIZES,
+                       elements_done=0)
+    timing = timing_text(report)
+    assert "nothing to time" in timing and "not measured" in timing and "×" not in timing
+    assert "nothing was compared" in cancelled_text(report, None)
+
+
+def test_a_check_cancelled_at_5_percent_reports_what_it_measured():
+    report = GradCheck([], backprop_seconds=0.0004, numerical_seconds=3.19, cancelled=True, sizes=SIZES,
+                       elements_done=3_976)
+    timing = timing_text(report)
+    assert "numerical: 3.19 s for 3,976 elements before it was cancelled" in timing
+    assert "all 79,510 would take about 63.8 s (estimated)" in timing
+    assert "about 159,480× faster (estimated from 3,976 elements)" in timing
+    summary = cancelled_text(report, None)
+    assert "3,976 numerical derivatives (5% of the check)" in summary and "nothing was compared" in summary
+    finished = GradCheck([ParamCheck("W1", (784, 100), 2e-9, 1e-11, 300)], 0.0004, 0.5, cancelled=True,
+                         sizes=SIZES, elements_done=320)
+    summary = cancelled_text(finished, 300)
+    assert "(45% of the check)" in summary  # 320 of 300 + 100 + 300 + 10 and "Compared: W1" in summary and "not checked" in summary
+
+
+def test_a_complete_check_states_its_ratio_as_measured():
+    params = [ParamCheck(k, (n,), 1e-9, 1e-12, n) for k, n in SIZES.items()]
+    report = GradCheck(params, backprop_seconds=0.001, numerical_seconds=20.0, sizes=SIZES, elements_done=79_510)
+    timing = timing_text(report)
+    assert "numerical: 20.00 s for 79,510 elements\n" in timing and "backprop is 20,000× faster" in timing
+    assert "estimated" not in timing and "cancelled" not in timing
+
+
+def test_every_lab_plot_has_a_tooltip_and_a_help_line(qtbot, tasks):
+    for title, lab in create_lab_tabs(None, tasks.create):
+        qtbot.addWidget(lab)
+        plots = lab.findChildren(FitPlot)
+        assert plots, title
+        for plot in plots:
+            assert plot.toolTip().strip(), (title, plot.title())
+            panel = plot.parentWidget()
+            assert isinstance(panel, PlotPanel) and panel.help_label.text().strip(), (title, plot.title())
 
 
 def test_central_and_forward_differences(qtbot):
@@ -396,14 +488,15 @@ def test_create_lab_tabs_wires_the_session(qtbot, tasks):
     tabs = create_lab_tabs(session, factory)
     for _, widget in tabs:
         qtbot.addWidget(widget)
-    assert [title for title, _ in tabs] == ["Gradient descent", "Loss landscape", "Loss functions", "Gradients"]
+    assert [title for title, _ in tabs] == ["Loss functions", "Gradient descent", "Gradients", "Loss landscape"]
     labs = dict(tabs)
     gradients, loss = labs["Gradients"], labs["Loss functions"]
     assert "none yet" in gradients.network_box.itemText(0)
-    session.set_network(make_mlp([784, 10, 10]), "trained here")
-    assert "trained here" in gradients.network_box.itemText(0)
-    session.set_network_label("trained here (finished)")
-    assert "trained here (finished)" in gradients.network_box.itemText(0)
+    session.set_network(make_mlp([784, 10, 10]), "trained here (training)")
+    gradients.select_network("current")
+    assert gradients.network_info.text() == "trained here (training)"
+    session.set_network_label("trained here (finished, 3 epochs)")  # the same network, a new label
+    assert gradients.network_info.text() == "trained here (finished, 3 epochs)"
     loss.set_example("live")
     p = np.full(10, 0.1)
     session.predictionChanged.emit(p)
@@ -418,7 +511,7 @@ def test_create_lab_tabs_without_a_session(qtbot, tasks):
     for _, widget in tabs:
         qtbot.addWidget(widget)
     labs = dict(tabs)
-    assert list(labs) == ["Gradient descent", "Loss landscape", "Loss functions", "Gradients"]
+    assert list(labs) == ["Loss functions", "Gradient descent", "Gradients", "Loss landscape"]
     assert "none yet" in labs["Gradients"].network_box.itemText(0)
     assert labs["Gradients"].network_box.currentData() != "current"  # a new small network is checked instead
     assert "random images" in labs["Gradients"].data_label.text()

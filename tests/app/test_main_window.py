@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QPushButton
+from PySide6.QtWidgets import QApplication, QDialog, QPlainTextEdit, QPushButton
 
 import app.gui as gui
 from app.control_panel import ControlPanel, ControlPanelError, LogSpinBox
@@ -163,8 +163,8 @@ def test_missing_sample_says_how_to_get_it(qtbot, monkeypatch):
     monkeypatch.setattr(datasets, "sample_available", lambda: False)
     w = make_window(qtbot)
     w.datasets.load("mnist-sample", interactive=True)
-    assert w.messages and "pip install 'digitlab[sample]'" in w.messages[0][2]
-    assert "digitlab[sample]" in w.statusBar().currentMessage()
+    assert w.messages and "reinstall DigitLab" in w.messages[0][2]
+    assert "pip install digitlab" in w.statusBar().currentMessage()
     assert not w.panel.action_start.isEnabled()
 
 
@@ -316,10 +316,29 @@ def test_ctrl_and_a_number_opens_the_top_level_pages_and_view_lists_every_page(q
     for number, title in reversed(list(enumerate(["Train", "Evaluate", "Compare", "Models", "Labs"], start=1))):
         shortcuts[f"Ctrl+{number}"].trigger()
         assert w.tabs.tabText(w.tabs.currentIndex()) == title
-    w._rebuild_page_menu()
+    w.tabs.fill_menu(w.page_menu)
     entries = [a.text() for a in w.page_menu.actions()]
     assert entries[:4] == ["Train", "Evaluate", "Compare", "Models"]
     assert {"Labs ▸ Gradients", "Labs ▸ Loss landscape"} <= set(entries)
     next(a for a in w.page_menu.actions() if a.text() == "Labs ▸ Gradients").trigger()
     assert w.current_page_title() == "Gradients"
+    w.close()
+
+
+def test_help_has_a_guide_to_every_page_and_about_names_the_versions(qtbot):
+    import numpy
+
+    w = make_window(qtbot, with_tabs=True)
+    w.action_guide.trigger()
+    text = w.guide.findChild(QPlainTextEdit).toPlainText()
+    assert w.guide.isVisible() and not w.guide.isModal()
+    for title in w.page_titles():
+        assert title in text, title
+    assert "Ctrl+5" in text and "F5" in text
+    w.action_guide.trigger()  # a second time shows the same window, not another
+    assert len(w.findChildren(QDialog)) == 1
+    about = next(a for a in w.menuBar().actions() if a.text() == "&Help").menu().actions()[-1]
+    about.trigger()
+    title, body = w.messages[-1][1:]
+    assert title == "About DigitLab" and f"NumPy {numpy.__version__}" in body and "Qt " in body
     w.close()

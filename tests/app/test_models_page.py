@@ -1,12 +1,14 @@
 """One drawing, many models: every open network's probabilities for the same image, side by side."""
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QAbstractButton, QListWidget
 
 from app.controllers.weightfiles import WeightFileController
 from app.session import Session
 from app.settings import AppSettings
 from app.tabs.models import ModelsPage, describe_agreement
+from widgets.probability_bars import percent_text
 from engine.nn.network import make_mlp
 from engine.weightfiles.save import save_weights
 
@@ -121,5 +123,58 @@ def test_describe_agreement():
     a = np.eye(10)[3] * 0.9 + 0.01
     b = np.eye(10)[5] * 0.9 + 0.01
     assert describe_agreement({"A": a, "B": a}).startswith("All 2 models say 3")
-    assert describe_agreement({"A": a, "B": b}) == "The models disagree: A says 3 (91%), B says 5 (91%)."
+    assert describe_agreement({"A": a, "B": b}) == "The models disagree: A says 3 (91.0 %), B says 5 (91.0 %)."
     assert describe_agreement({"A": None}) == "No model can read this image."
+
+
+def test_the_verdict_writes_a_probability_exactly_as_its_bar_does(qtbot, panel, trained, monkeypatch):
+    p = np.full(10, 0.003 / 9)
+    p[5] = 0.997
+    assert describe_agreement({"A": p}) == "A says 5 (99.7 %)."  # not "100%" beside a 99.7 % bar
+    ds, net = trained
+    img = ds.x_test[0].reshape(28, 28)
+    panel.set_image(img)
+    painted = []
+    monkeypatch.setattr("widgets.probability_bars.percent_text", lambda v: painted.append(percent_text(v)) or "")
+    panel.bars.resize(400, 300)
+    panel.bars.grab()  # paint: record what each bar writes
+    probs = net.predict(img).reshape(-1)
+    top = percent_text(float(probs.max()))
+    assert f"mine says {int(np.argmax(probs))} ({top})" in panel.verdict.full_text()
+    assert top in painted
+
+
+def test_draw_a_digit_is_said_once(panel, trained):
+    panel.set_image(None)
+    assert panel.bars.message() == "" and "Draw a digit" in panel.verdict.text()
+    panel.session.set_network(None)
+    assert panel.bars.message() == "" and "No model yet" in panel.verdict.text()
+
+
+def test_open_weights_and_the_bars_stay_put_whatever_the_messages_say(qtbot, panel, trained, tmp_path):
+    panel.resize(1000, 560)
+    panel.show()
+    qtbot.waitExposed(panel)
+
+    def places():
+        qtbot.wait(10)
+        return [(w.mapTo(panel, QPoint(0, 0)), w.size()) for w in (panel.open_button, panel.remove_button, panel.bars)]
+
+    before = places()
+    for i, name in enumerate(["a.npz", "a-much-longer-name-" + "x" * 120 + ".npz"]):
+        path = save_weights(trained[1], tmp_path / name)
+        with qtbot.waitSignal(panel.weightfiles.modelAdded, timeout=20_000):
+            panel.weightfiles.load(path, as_model=True)
+        assert panel.status.full_text().startswith("Opened") and places() == before
+    panel.set_image(trained[0].x_test[5])  # a verdict naming three models
+    assert places() == before
+    panel.set_image(None)
+    assert places() == before
+
+
+def test_every_control_explains_itself(panel):
+    controls = panel.findChildren(QAbstractButton) + panel.findChildren(QListWidget) + [panel.bars, panel.digit]
+    assert all(c.toolTip() for c in controls), [c for c in controls if not c.toolTip()]
+    panel.session.add_model("a model with a long name " * 4, panel.session.network)
+    item = panel.model_list.item(1)
+    assert item.toolTip() and "a model with a long name" in item.toolTip()

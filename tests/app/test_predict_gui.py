@@ -1,14 +1,16 @@
-"""Draw and predict: strokes on the canvas reach the current network and the probability bars."""
+"""Draw and predict: strokes on the canvas reach the current network, the probability bars and the verdict line."""
 import numpy as np
 import pytest
 
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from app.main_window import MainWindow
-from app.predictor import DRAW_PROMPT
+from app.predictor import EMPTY, NOT_A_DIGIT, UNTRAINED
+from engine.data.dataset import FASHION_CLASSES, Dataset
 from engine.nn.network import make_mlp
+from widgets.canvas import PLACEHOLDER
 
 
 @pytest.fixture
@@ -16,6 +18,13 @@ def window(qtbot, quiet_window):
     quiet_window.show()
     qtbot.waitExposed(quiet_window)
     return quiet_window
+
+
+@pytest.fixture
+def trained_window(window, trained):
+    """The window predicting with a network trained on real digits (as if opened from a file)."""
+    window.session.set_network(trained[1], "trained.npz: 784-30-10")
+    return window
 
 
 def _mouse(widget, kind, x, y, button, buttons):
@@ -38,11 +47,13 @@ def draw_stroke(canvas, points, seen=None):
 
 
 SEVEN = [(0.3, 0.25), (0.5, 0.25), (0.7, 0.25), (0.6, 0.45), (0.5, 0.65), (0.45, 0.8)]
+# the issue's "dense scribble": back and forth across the box, rows close together
+SCRIBBLE = [(0.2 if i % 2 == 0 else 0.8, 0.2 + 0.6 * i / 15) for i in range(16)]
 
 
 def test_drawing_updates_the_probabilities_while_the_stroke_goes_on(qtbot, window):
     predictor = window.draw.predictor
-    assert predictor.probabilities is None and predictor.message == DRAW_PROMPT
+    assert predictor.probabilities is None and predictor.verdict.kind == "empty" and predictor.message == EMPTY
     updates = []
     predictor.predicted.connect(updates.append)
     before_release = draw_stroke(window.draw.canvas, SEVEN, seen=updates)
@@ -59,6 +70,7 @@ def test_clear_and_right_click_remove_the_prediction(qtbot, window):
     assert window.draw.predictor.probabilities is not None
     window.draw.clear_button.click()
     assert window.draw.predictor.probabilities is None and window.draw.predictor.image28 is None
+    assert window.draw.verdict.full_text() == EMPTY
     draw_stroke(window.draw.canvas, SEVEN)
     _mouse(window.draw.canvas, QEvent.MouseButtonPress, 20, 20, Qt.RightButton, Qt.RightButton)
     assert window.draw.canvas.is_blank()
@@ -76,10 +88,131 @@ def test_a_new_network_re_predicts_the_same_drawing(qtbot, window):
     assert "another one" in window.draw.model_label.text()
 
 
-def test_a_blob_is_not_taken_for_a_digit(qtbot, window):
-    window.draw.canvas.set_image(np.ones((28, 28), dtype=np.float32))
-    assert window.draw.predictor.probabilities is not None  # bars still show
-    assert "blob" in (window.draw.predictor.message or "")
+def test_a_dense_scribble_is_not_a_digit_and_the_panel_says_why(qtbot, trained_window):
+    draw = trained_window.draw
+    draw_stroke(draw.canvas, SCRIBBLE)
+    assert draw.predictor.probabilities is not None  # the bars still show what the network says
+    assert draw.predictor.verdict.kind == "not a digit"
+    text = draw.verdict.full_text()
+    assert text.startswith(NOT_A_DIGIT + ": ") and "strokes too thick" in text
+    assert draw.verdict.tone() == "error"
+    assert "MNIST" in draw.verdict.toolTip() and "1 in" in draw.verdict.toolTip()  # how rare, among real digits
+
+
+def test_a_blob_and_a_star_are_not_digits(qtbot, trained_window):
+    draw = trained_window.draw
+    draw.canvas.set_image(np.ones((28, 28), dtype=np.float32))
+    assert draw.predictor.probabilities is not None and draw.predictor.verdict.kind == "not a digit"
+    assert "filled in" in draw.verdict.full_text()
+    draw.clear_button.click()
+    star = [(0.5, 0.15), (0.7, 0.8), (0.2, 0.4), (0.8, 0.4), (0.3, 0.8), (0.5, 0.15)]
+    draw_stroke(draw.canvas, star)
+    assert draw.predictor.verdict.kind == "not a digit"
+    assert "unlike any MNIST training digit" in draw.verdict.full_text()
+
+
+def test_a_digit_drawn_small_is_asked_to_be_drawn_bigger(qtbot, trained_window):
+    small_z = [(0.48, 0.45), (0.52, 0.45), (0.55, 0.48), (0.52, 0.51), (0.48, 0.51), (0.45, 0.54), (0.48, 0.57),
+               (0.52, 0.57)]  # about 30 of the pad's 280 pixels: the pen's strokes are fat for its size
+    draw_stroke(trained_window.draw.canvas, small_z)
+    assert trained_window.draw.predictor.verdict.kind == "not a digit"
+    assert "drawn small" in trained_window.draw.verdict.full_text()
+    assert "draw it bigger" in trained_window.draw.verdict.full_text()
+
+
+def test_a_real_digit_reads_as_the_networks_answer(qtbot, trained_window, trained):
+    dataset, net = trained
+    p = net.predict(dataset.x_test[:200])
+    i = int(np.flatnonzero((p.argmax(axis=1) == dataset.t_test[:200]) & (p.max(axis=1) > 0.9))[0])
+    trained_window.session.show_on_canvas(dataset.x_test[i].reshape(28, 28))
+    verdict = trained_window.draw.predictor.verdict
+    assert verdict.kind == "digit", verdict
+    assert verdict.text.startswith(f"Reads as {dataset.t_test[i]} (") and verdict.text.endswith(" %).")
+    assert trained_window.draw.verdict.tone() == "plain"
+
+
+def test_a_torn_network_is_shown_as_unsure_not_as_not_a_digit(qtbot, trained_window):
+    torn = make_mlp([784, 30, 10], seed=0)  # answers the same whatever it is shown: 4 (40 %) or 9 (20 %)
+    params = torn.params
+    params["W2"] = np.zeros_like(params["W2"])
+    params["b2"] = np.log([0.05, 0.05, 0.05, 0.05, 0.40, 0.05, 0.05, 0.05, 0.05, 0.20]).astype(params["b2"].dtype)
+    torn.set_params(params)
+    trained_window.session.set_network(torn, "torn.npz")
+    draw_stroke(trained_window.draw.canvas, SEVEN)
+    verdict = trained_window.draw.predictor.verdict
+    assert verdict.kind == "unsure" and verdict.text == "Unsure: 4 (40.0 %) or 9 (20.0 %)."
+
+
+def test_an_untrained_network_says_so_until_it_trains(qtbot, window):
+    window.training.reset_network()  # what a new window starts with
+    assert window.session.network_label.endswith("(untrained)")
+    draw_stroke(window.draw.canvas, SEVEN)
+    assert window.draw.predictor.verdict.kind == "untrained"
+    assert window.draw.verdict.full_text().startswith(UNTRAINED)
+    assert "does not look like any digit" not in window.draw.verdict.full_text()
+    window.session.weightsUpdated.emit()  # a training report: it has learned something
+    assert window.draw.predictor.verdict.kind != "untrained"
+    window.training.reset_network()
+    assert window.draw.predictor.verdict.kind == "untrained"
+
+
+def test_an_untrained_network_still_says_when_the_drawing_is_not_a_digit(qtbot, window):
+    window.training.reset_network()
+    draw_stroke(window.draw.canvas, SCRIBBLE)
+    text = window.draw.verdict.full_text()
+    assert text.startswith(UNTRAINED) and "Not like a digit either: " in text
+
+
+def test_the_verdict_never_moves_the_bars(qtbot, trained_window):
+    draw = trained_window.draw
+    draw.resize(300, draw.height())  # a narrow column: the longest verdicts wrap onto every line they have
+    qtbot.wait(1)
+    places, verdicts = set(), []
+    for strokes in ([], [SEVEN], [SCRIBBLE], [SEVEN, SCRIBBLE]):  # blank, a digit, not a digit (with reasons)
+        draw.clear_button.click()
+        for points in strokes:
+            draw_stroke(draw.canvas, points)
+        qtbot.wait(1)
+        places.add((draw.bars.geometry().getRect(), draw.verdict.geometry().getRect()))
+        verdicts.append(draw.predictor.verdict.kind)
+    assert verdicts == ["empty", "digit", "not a digit", "not a digit"]
+    assert len(places) == 1, places
+    assert draw.bars.message() == ""  # the bars carry no message of their own to push them down
+    height = draw.verdict.height()
+    trained_window.training.reset_network()  # the longest of all: not trained yet, and not like a digit either
+    assert draw.predictor.verdict.kind == "untrained" and draw.verdict.height() == height
+
+
+def test_draw_a_digit_is_said_once(qtbot, window):
+    shown = [w.text() for w in window.draw.findChildren(QLabel) if w.isVisible()]
+    shown += [window.draw.bars.message(), PLACEHOLDER]  # the bars' message and what the blank canvas paints
+    assert sum(text.count("Draw a digit") for text in shown) == 1, shown
+
+
+def test_every_part_of_the_draw_panel_explains_itself(qtbot, trained_window):
+    draw_stroke(trained_window.draw.canvas, SEVEN)
+    parts = [w for w in trained_window.draw.findChildren(QWidget) if w.isVisible()]
+    assert len(parts) >= 7  # canvas, image, caption, Clear, verdict, bars, network label
+    assert [type(w).__name__ for w in parts if not w.toolTip()] == []
+
+
+def test_classes_that_are_not_digits_are_not_checked_against_digits(qtbot, trained_window):
+    x = np.zeros((10, 784), np.float32)
+    t = np.arange(10)
+    trained_window.session.set_dataset(Dataset("fashion", x, t, x, t, classes=list(FASHION_CLASSES)))
+    trained_window.draw.canvas.set_image(np.ones((28, 28), dtype=np.float32))
+    verdict = trained_window.draw.predictor.verdict
+    assert verdict.kind in ("digit", "unsure") and "not compared with MNIST digits" in verdict.details
+    assert trained_window.draw.predictor.check is None
+
+
+def test_a_network_with_other_classes_than_the_dataset_says_so(qtbot, trained_window):
+    x = np.zeros((4, 784), np.float32)
+    trained_window.session.set_dataset(Dataset("two", x, np.arange(4) % 2, x, np.arange(4) % 2, classes=["a", "b"]))
+    draw_stroke(trained_window.draw.canvas, SEVEN)  # the 10-output network meets 2 classes: no bars, a reason
+    assert trained_window.draw.predictor.probabilities is None
+    assert trained_window.draw.predictor.verdict.kind == "error"
+    assert "10 outputs for 2 classes" in trained_window.draw.verdict.full_text()
 
 
 def test_a_test_image_sent_by_a_tab_lands_on_the_canvas(qtbot, window):
@@ -90,20 +223,20 @@ def test_a_test_image_sent_by_a_tab_lands_on_the_canvas(qtbot, window):
     assert window.draw.predictor.probabilities is not None
 
 
-def test_draw_to_bars_is_fast(qtbot, window):
-    draw_stroke(window.draw.canvas, SEVEN)
+def test_draw_to_bars_is_fast(qtbot, trained_window):
+    draw_stroke(trained_window.draw.canvas, SEVEN)
     times = []
     for i in range(20):
-        draw_stroke(window.draw.canvas, [(0.4, 0.3 + i / 100), (0.45, 0.5)])
-        times.append(window.draw.predictor.last_seconds)
+        draw_stroke(trained_window.draw.canvas, [(0.4, 0.3 + i / 100), (0.45, 0.5)])
+        times.append(trained_window.draw.predictor.last_seconds)
+    assert trained_window.draw.predictor.check is not None  # the digit check ran on every update
     assert np.median(times) < 0.02  # budget 10 ms on a quiet machine; generous for a shared one
 
 
-def test_the_drawing_reaches_the_models_tab_and_the_loss_lab(qtbot):
+def test_the_drawing_reaches_the_models_page_and_the_loss_lab(qtbot):
     w = MainWindow(load_dataset_on_start=False, with_tabs=True)
     qtbot.addWidget(w)
-    titles = {w.tabs.tabText(i) for i in range(w.tabs.count())}
-    assert {"Training", "Loss functions", "Evaluation", "Compare", "Models"} <= titles
+    assert {"Train", "Evaluate", "Compare", "Models", "Loss functions"} <= set(w.page_titles())
     assert w.minimumSizeHint().width() <= 1280  # fits a laptop screen, whatever the pages want
     images, probs = [], []
     w.session.canvasImageChanged.connect(images.append)

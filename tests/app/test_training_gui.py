@@ -36,11 +36,13 @@ def window(quiet_window):
     return quiet_window
 
 
-def configure(w: MainWindow, **changes) -> TrainConfig:
+def configure(w: MainWindow, pace=None, **changes) -> TrainConfig:
+    """Settings for a quick run; as fast as possible unless ``pace`` (steps per second) says otherwise."""
     values = dict(hidden=[20], batch_size=10, epochs=200, optimizer="sgd", lr=0.1)
     values.update(changes)
     config = TrainConfig(**values)
     w.panel.set_config(config)
+    w.panel.set_pace(pace)
     return config
 
 
@@ -203,9 +205,17 @@ def test_divergence_is_reported_in_words(qtbot, window):
     with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
                           check_params_cb=lambda s: s == "diverged"):
         window.training.start()
-    assert window.training_page.banner.isVisible()
-    assert "diverged" in window.training_page.banner.text() and "smaller" in window.training_page.banner.text()
+    page, n = window.training_page, window.training.iteration
+    assert page.banner.isVisible()
+    assert "diverged" in page.banner.text() and "smaller" in page.banner.text()
     assert "smaller learning rate" in window.statusBar().currentMessage()
+    # one count everywhere: the banner, the progress line, the plot and the network label agree
+    assert page.banner.text().startswith(f"Training diverged after {n} iteration")
+    assert f"the loss of iteration {n + 1} was" in page.banner.text()
+    assert "diverged. training" not in page.banner.text().lower()
+    assert page.rate_label.text().startswith(f"diverged after {n} iteration")
+    assert page.loss_plot.iteration_count == n
+    assert window.session.network_label.endswith(f"(diverged after {n} iterations)")
 
 
 def test_weights_and_plot_follow_training(qtbot, window, monkeypatch):

@@ -7,7 +7,7 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.data.preprocess import mnist_preprocess
-from widgets.canvas import CanvasError, DigitCanvas, stamp_segment
+from widgets.canvas import PLACEHOLDER, CanvasError, DigitCanvas, stamp_segment
 from widgets.digit_image import DigitImage, DigitImageError
 
 
@@ -138,3 +138,12 @@ def test_digit_image_shows_and_clears(qtbot):
     assert view.image() is None
     with pytest.raises(DigitImageError, match="shape"):
         view.set_image(np.zeros((3, 3, 3)))
+
+
+def test_a_blank_canvas_says_what_to_do_and_how(canvas):
+    assert canvas.is_blank()
+    assert "Draw a digit here" in PLACEHOLDER and "right-click clears" in PLACEHOLDER
+    blank = canvas.grab().toImage()
+    centre = [blank.pixelColor(x, y).lightness() for x in range(100, 180, 2) for y in range(120, 160, 2)]
+    assert max(centre) > 60  # the invitation is painted in the middle of the black pad
+    assert "left mouse button" in canvas.toolTip()

@@ -1,16 +1,19 @@
 """The labs' reusable pieces: the log slider keeps exact values, fmt picks a readable notation,
-the plot is white and labelled, and dragging a point reports where it went (without moving it)."""
+the plot is white and labelled and fits its slot, lines are cut to a box, and dragging a point
+reports where it went (without moving it)."""
 import math
 
 import pytest
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, QSize, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from widgets.draggable_points import DraggablePoints
 from widgets.lab_controls import PALETTE, LogSlider, fmt, make_plot, value_label
+from widgets.plot_fit import MIN_SIZE, FitPlot, PlotPanel, PlotRow, clip_polyline
 
 
 # ----- fmt -----
@@ -100,6 +103,102 @@ def test_make_plot_and_value_label(qtbot):
     qtbot.addWidget(label)
     assert label.text() == "1.35000079" and label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
     assert len(set(PALETTE)) == len(PALETTE) == 8
+
+
+def test_replaced_mark_buttons_leave_sight_at_once(qtbot, slider):
+    slider.set_marks([("a", 1.0), ("b", 2.0)])
+    old = slider.mark_buttons
+    slider.show()
+    slider.set_marks([("c", 3.0)])
+    assert not any(button.isVisible() for button in old)  # deleted later, but never drawn over the new ones
+
+
+# ----- plots that fit their slot -----
+def test_a_long_title_is_shortened_to_the_plot_and_kept_whole_in_the_tooltip(show):
+    title = "Loss over the slope w₁ (w₀ held at its current value)"
+    plot = show(FitPlot(title, "w₁", "E", tooltip="what the plot shows"), 220, 180)
+    shown = plot.shown_title()
+    assert shown.endswith("…") and len(shown) < len(title) and plot.title() == title
+    assert plot.toolTip() == f"{title}\nwhat the plot shows"
+    assert plot.getPlotItem().geometry().width() <= plot.viewport().width() + 1  # drawn inside its slot
+    plot.resize(700, 300)
+    qtbot_wait(plot)
+    assert plot.shown_title() == title
+
+
+def qtbot_wait(widget):
+    for _ in range(3):
+        QApplication.processEvents()
+
+
+def test_a_fit_plot_asks_the_layout_for_a_modest_size():
+    plot = FitPlot(size_hint=(300, 200))
+    assert plot.sizeHint() == QSize(300, 200) and plot.minimumSizeHint() == QSize(*MIN_SIZE)
+    plot.deleteLater()
+
+
+def test_fit_view_shows_all_the_data_and_a_single_value(show):
+    plot = show(FitPlot("data"), 400, 300)
+    plot.plot([0.0, 10.0], [5.0, -3.0])
+    plot.addItem(pg.ScatterPlotItem(x=[4.0], y=[20.0], size=12))
+    plot.fit_view(y_include=[0.0])
+    (x0, x1), (y0, y1) = plot.getPlotItem().vb.viewRange()
+    assert x0 < 0 and x1 > 10 and y0 < -3 and y1 > 20
+    lone = show(FitPlot("one value"), 400, 300)
+    lone.plot([2.0, 2.0], [1.0, 1.0])
+    lone.fit_view()
+    (x0, x1), (y0, y1) = lone.getPlotItem().vb.viewRange()
+    assert x0 < 2 < x1 and y0 < 1 < y1
+
+
+def test_a_plot_panel_puts_a_help_line_under_its_plot(qtbot):
+    plot = FitPlot("p")
+    panel = PlotPanel(plot, "how to read it")
+    qtbot.addWidget(panel)
+    assert panel.plot is plot and plot.parentWidget() is panel and panel.help_label.text() == "how to read it"
+    assert panel.help_label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_a_plot_row_stacks_its_plots_when_the_room_is_not_wide(show):
+    row = show(PlotRow([FitPlot("a"), FitPlot("b")], ratio=1.6), 1000, 400)
+    assert row.is_row()
+    row.resize(700, 600)
+    qtbot_wait(row)
+    assert not row.is_row()
+
+
+# ----- clip_polyline -----
+BOX = (0.0, 10.0, 0.0, 5.0)
+
+
+def test_a_polyline_inside_the_box_comes_back_unchanged():
+    xs, ys = np.array([1.0, 2.0, 9.0]), np.array([1.0, 4.0, 0.0])
+    x, y = clip_polyline(xs, ys, BOX)
+    np.testing.assert_array_equal(x, xs)
+    np.testing.assert_array_equal(y, ys)
+
+
+def test_a_line_is_cut_where_it_crosses_the_edge():
+    x, y = clip_polyline([-10.0, 20.0], [2.5 - 10.0, 2.5 + 20.0], BOX)  # y = x + 2.5
+    np.testing.assert_allclose(x, [0.0, 2.5])
+    np.testing.assert_allclose(y, [2.5, 5.0])
+
+
+def test_a_path_that_leaves_and_comes_back_is_drawn_in_pieces():
+    x, y = clip_polyline([1.0, 3.0, 3.0, 5.0, 7.0], [1.0, 1.0, 9.0, 9.0, 1.0], BOX)
+    pieces = np.split(np.column_stack([x, y]), np.flatnonzero(np.isnan(x)))
+    pieces = [p[~np.isnan(p[:, 0])] for p in pieces]
+    assert len(pieces) == 2
+    np.testing.assert_allclose(pieces[0], [[1, 1], [3, 1], [3, 5]])
+    np.testing.assert_allclose(pieces[1], [[6, 5], [7, 1]])
+
+
+def test_a_path_wholly_outside_or_not_finite_draws_nothing_outside():
+    x, y = clip_polyline([20.0, 30.0], [20.0, 30.0], BOX)
+    assert len(x) == len(y) == 0
+    x, y = clip_polyline([1.0, np.inf, 2.0, 3.0], [1.0, 1.0, 1.0, 1.0], BOX)
+    finite = np.isfinite(x)
+    assert finite.sum() == 2 and np.all((x[finite] >= 0) & (x[finite] <= 10))
 
 
 # ----- DraggablePoints -----

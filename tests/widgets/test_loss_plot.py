@@ -1,4 +1,4 @@
-"""The learning-curve plot: buffered appends, timer-driven redraws, epochs, overlays."""
+"""The learning-curve plot: buffered appends, timer-driven redraws, epochs, smoothing, markers."""
 import time
 
 import numpy as np
@@ -91,49 +91,6 @@ def test_epochs_add_lines_and_points(qtbot, plot):
     assert plot.data()["iterations"][0] == 1
 
 
-def test_overlays(qtbot, plot):
-    plot.add_overlay("run1", "earlier run (SGD)", np.arange(1, 101), np.linspace(2, 1, 100))
-    plot.add_overlay("run2", "Adam", np.arange(1, 51), np.linspace(2, 0.3, 50), color="#d62728")
-    assert plot.overlay_keys() == ["run1", "run2"]
-    plot.update_overlay("run1", np.arange(1, 201), np.linspace(2, 0.8, 200))
-    x, _ = plot.overlay_data("run1")
-    assert len(x) == 200
-    legend_labels = [label.text for _, label in plot.loss_plot.legend.items]
-    assert "Adam" in legend_labels
-    plot.remove_overlay("run2")
-    assert plot.overlay_keys() == ["run1"]
-    assert "Adam" not in [label.text for _, label in plot.loss_plot.legend.items]
-    plot.reset()
-    assert plot.overlay_keys() == ["run1"]  # other runs stay for comparison
-    with pytest.raises(LossPlotError, match="no overlay 'nope'"):
-        plot.remove_overlay("nope")
-    with pytest.raises(LossPlotError, match="3 iteration numbers but 2 losses"):
-        plot.update_overlay("run1", [1, 2, 3], [1, 2])
-
-
-def test_a_growing_overlay_appends_into_its_buffer_and_is_drawn_on_the_timer(qtbot, plot):
-    plot.add_overlay("live", "racing")
-    rng = np.random.default_rng(1)
-    chunks = [rng.random(7) for _ in range(500)]
-    capacities = set()
-    for chunk in chunks:
-        plot.append_overlay("live", chunk)
-        capacities.add(plot.overlay_capacity("live"))
-    x, y = plot.overlay_data("live")
-    np.testing.assert_array_equal(y, np.concatenate(chunks))
-    np.testing.assert_array_equal(x, np.arange(1, 3501))
-    assert len(capacities) <= 12  # 3,500 points in buffers that double: a dozen sizes at most, not 500
-    assert plot.redraw_count == 0  # appending never draws; the timer does
-    plot.set_overlay_transform(lambda losses: losses * 10)  # applied when drawn, never to the data kept
-    qtbot.waitUntil(lambda: plot.redraw_count >= 1, timeout=2000)
-    np.testing.assert_allclose(plot.overlay_data("live", drawn=True)[1], 10 * y)
-    np.testing.assert_array_equal(plot.overlay_data("live")[1], y)
-    plot.append_overlay("live", [0.5, 0.25], iterations=[4000, 4001])  # explicit iteration numbers
-    assert plot.overlay_data("live")[0][-1] == 4001
-    with pytest.raises(LossPlotError, match="no overlay 'gone'"):
-        plot.append_overlay("gone", [1.0])
-
-
 def test_export_png_includes_data_appended_just_before(qtbot, plot, tmp_path):
     plot.append_losses(np.linspace(2.3, 0.2, 1000))
     path = plot.export_png(tmp_path / "curve.png")
@@ -169,3 +126,52 @@ def test_ranges_follow_the_data_until_the_person_zooms(qtbot, plot):
     assert plot.loss_plot.viewRange()[1] == pytest.approx([1.0, 2.0])  # their zoom stays
     plot.follow_data()
     qtbot.waitUntil(lambda: plot.loss_plot.viewRange()[1][1] >= 9.0, timeout=2000)
+
+
+def smoothed(plot):
+    return plot.data()["smoothed"]
+
+
+def test_the_smoothed_curve_is_a_debiased_moving_average_checked_by_hand(plot):
+    plot.set_smoothing(0.5)
+    plot.append_losses([4.0, np.nan])
+    plot.append_losses([2.0, 1.0])  # in pieces, as reports arrive
+    # m_t = 0.5 m_(t-1) + 0.5 x_t from m_0 = 0, divided by 1 - 0.5^t (t counts the numbers, not the NaN):
+    # 4/1 … 4 … (0.5·4 + 2)/1.5 … (0.25·4 + 0.5·2 + 1)/1.75
+    np.testing.assert_allclose(smoothed(plot), [4.0, 4.0, 4.0 / 1.5, 3.0 / 1.75])
+    plot.set_smoothing(0.0)  # recomputed from the losses kept: no smoothing is the losses themselves
+    np.testing.assert_allclose(smoothed(plot), [4.0, 4.0, 2.0, 1.0])
+    plot.reset()
+    plot.set_smoothing(0.5)
+    plot.append_losses([1.0])
+    np.testing.assert_allclose(smoothed(plot), [1.0])  # a new run starts afresh
+
+
+def test_the_smoothed_curve_has_no_start_up_lag(plot):
+    # a default run's loss falls from 2.3 to ~0.35 within 40 iterations; a plain moving average started at the
+    # first loss was still at ~0.9 there
+    losses = 0.35 + 1.95 * np.exp(-np.arange(40) / 6)
+    plot.append_losses(losses)
+    assert smoothed(plot)[-1] == pytest.approx(losses[-1], abs=0.03)
+    assert smoothed(plot)[0] == losses[0]  # the first point is the first loss, not pulled towards 0
+
+
+def test_the_legend_and_help_say_the_smoothing_window(plot):
+    labels = [label.text for _, label in plot.loss_plot.legend.items]
+    assert "smoothed (≈5-batch window)" in labels
+    assert plot.smoothing_text() == "smoothed (≈5-batch window)"
+    plot.set_smoothing(0.95)
+    assert "smoothed (≈20-batch window)" in [label.text for _, label in plot.loss_plot.legend.items]
+
+
+def test_markers_label_a_change_at_its_iteration_until_reset(qtbot, plot):
+    plot.append_losses(np.linspace(2, 0.5, 100))
+    plot.add_marker(40, "lr 0.001 → 0.05")
+    assert plot.markers() == [(40, "lr 0.001 → 0.05")]
+    qtbot.waitUntil(lambda: plot.redraw_count >= 1, timeout=2000)
+    lines = [item for item in plot.loss_plot.items if type(item).__name__ == "InfiniteLine"]
+    assert [line.value() for line in lines] == [40]
+    assert lines[0].label.toPlainText() == "lr 0.001 → 0.05"
+    plot.reset()
+    assert plot.markers() == []
+    assert not any(type(item).__name__ == "InfiniteLine" for item in plot.loss_plot.items)

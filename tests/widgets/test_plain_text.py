@@ -68,9 +68,9 @@ def test_widgets_that_show_class_or_run_names_keep_them_literal_and_short(qtbot)
     assert matrix._labels[0] == line(HOSTILE, 40)
     plot = LossPlot()
     qtbot.addWidget(plot)
-    plot.add_overlay("run", "<b>imported</b>", [1, 2], [0.5, 0.4])
-    [label] = [text for _sample, item in plot.loss_plot.legend.items for text in [item.text] if "imported" in text]
-    assert label == "&lt;b&gt;imported&lt;/b&gt;"
+    plot.add_marker(3, "<b>lr</b> {value} 0.1 → 0.2")  # pyqtgraph formats a marker's label, then shows it as text
+    plot._redraw()
+    assert plot._marker_lines[0].label.textItem.toPlainText() == "<b>lr</b> {value} 0.1 → 0.2"
 
 
 def test_a_help_line_is_muted_plain_wrapping_text_that_is_also_its_own_tooltip(qtbot):

@@ -6,7 +6,7 @@ import pytest
 
 from PySide6.QtGui import QColor
 
-from widgets.probability_bars import TOP_COLOUR, ProbabilityBars, ProbabilityBarsError
+from widgets.probability_bars import MESSAGE_COLOUR, TOP_COLOUR, ProbabilityBars, ProbabilityBarsError
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_none_shows_no_prediction(bars):
     bars.set_probabilities(np.eye(10)[5])
     bars.set_probabilities(None)
     assert bars.top_class() is None and bars.probabilities() is None
-    assert bars.message() == "Draw a digit"
+    assert bars.message() == ""  # no prompt of its own: whoever shows the bars says what to do
     assert colour_count(bars, TOP_COLOUR) == 0
     bars.set_probabilities(None, "Load a model first")
     assert bars.message() == "Load a model first"
@@ -58,6 +58,37 @@ def test_message_shown_while_bars_still_show(bars):
     bars.set_probabilities(np.full(10, 0.1), "This does not look like any digit the model knows")
     assert bars.top_class() == 0 and "does not look" in bars.message()
     assert bars.grab().width() == 300
+    assert colour_count(bars, MESSAGE_COLOUR) > 0  # painted above the bars, in the message colour
+
+
+def first_bar_row(widget) -> int:
+    """The top pixel row of the highlighted bar (the winning class is 0, the first row)."""
+    img = widget.grab().toImage()
+    rows = [y for y in range(img.height()) if any(img.pixel(x, y) == TOP_COLOUR.rgb()
+                                                  for x in range(0, img.width(), 3))]
+    return rows[0]
+
+
+def test_a_message_coming_or_going_never_moves_the_bars(bars):
+    p = np.eye(10)[0] * 0.9 + 0.01
+    bars.set_probabilities(p)
+    without = first_bar_row(bars)
+    bars.set_probabilities(p, "A message")
+    assert first_bar_row(bars) == without
+    bars.set_probabilities(p, "A long message that would need many lines at this width " * 6)
+    assert first_bar_row(bars) == without  # cut short with "…" in its fixed area instead
+
+
+def test_without_a_message_area_messages_are_not_painted(show):
+    bars = show(ProbabilityBars(message_lines=0), 300, 300)
+    p = np.eye(10)[0] * 0.9 + 0.01
+    bars.set_probabilities(p)
+    top = first_bar_row(bars)
+    bars.set_probabilities(p, "Not painted")
+    assert bars.message() == "Not painted" and colour_count(bars, MESSAGE_COLOUR) == 0
+    assert first_bar_row(bars) == top
+    assert bars.message_lines() == 0
+    assert ProbabilityBars(message_lines=2).minimumSizeHint().height() > bars.minimumSizeHint().height()
 
 
 def test_labels_and_bad_input(bars):
@@ -89,7 +120,7 @@ def test_several_models_side_by_side(bars):
     with pytest.raises(ProbabilityBarsError, match="no series called 'CNN'"):
         bars.top_class("CNN")
     bars.set_series({"MLP": None})
-    assert bars.message() == "Draw a digit"
+    assert bars.message() == "" and bars.top_class() is None
 
 
 def test_update_is_fast(bars):

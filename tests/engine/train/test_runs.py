@@ -84,3 +84,38 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
         bad.to_json(path)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_learning_rate_changes_round_trip_and_tell_the_history(tmp_path):
+    settings = {**TrainConfig(hidden=[100], lr=0.001).to_dict(),
+                "lr_changes": [{"iteration": np.int64(812), "from": np.float32(0.001), "to": 0.05}]}
+    rec = RunRecord("Run 1", settings, np.linspace(2, 0.1, 1500))
+    assert rec.lr_changes == [{"iteration": 812, "from": pytest.approx(0.001), "to": 0.05}]
+    back = RunRecord.from_json(rec.to_json(tmp_path / "run.json"))
+    assert back.lr_changes == rec.lr_changes and back.settings == rec.settings
+    assert back.title() == "Adam lr 0.001→0.05@812 · batch 100 · seed 0"
+    assert "lr 0.001 → 0.05 at iteration 812" in back.history()
+    assert RunRecord("plain", {}, [1.0]).lr_changes == []
+
+
+@pytest.mark.parametrize("changes, message", [
+    ("0.05", "'lr_changes' must be a list"),
+    ([5], r"lr_changes\[0\] must be an object"),
+    ([{"iteration": -1, "from": 0.1, "to": 0.2}], "'iteration' must be a whole number"),
+    ([{"iteration": 1.5, "from": 0.1, "to": 0.2}], "'iteration' must be a whole number"),
+    ([{"iteration": True, "from": 0.1, "to": 0.2}], "'iteration' must be a whole number"),
+    ([{"iteration": 3, "from": 0.1}], "'from' and 'to' must be learning rates"),
+    ([{"iteration": 3, "from": 0.1, "to": "fast"}], "'from' and 'to' must be learning rates"),
+    ([{"iteration": 3, "from": 0.1, "to": 0}], "'from' and 'to' must be learning rates"),
+    ([{"iteration": 3, "from": 0.1, "to": 10**400}], "'from' and 'to' must be learning rates"),
+    ([{"iteration": 9, "from": 0.1, "to": 0.2}, {"iteration": 3, "from": 0.2, "to": 0.3}], "comes before"),
+])
+def test_broken_learning_rate_changes_are_refused_like_other_fields(tmp_path, changes, message):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"format": "digitlab-run", "version": 1, "name": "x", "losses": [1.0],
+                                "settings": {"lr": 0.1, "lr_changes": changes}}))
+    with pytest.raises(RunFileError, match=message) as info:
+        RunRecord.from_json(path)
+    assert str(info.value).startswith(f"{path}: ")
+    with pytest.raises(RunFileError, match=message):
+        RunRecord("x", {"lr_changes": changes}, [1.0])  # a run recorded in the window is held to the same rules

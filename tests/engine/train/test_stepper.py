@@ -75,6 +75,11 @@ def test_stop_and_divergence_end_the_run(blobs):
     assert blown.status == "diverged" and "learning rate 1e+06" in blown.message
     assert "weights from the start of epoch 1 were put back" in blown.message
     assert all(np.array_equal(v, start[k]) for k, v in net.params.items())
+    # the message counts what the plot and the progress line count: the iterations trained, then the one that blew up
+    n = blown.iteration
+    assert blown.message.startswith(f"training diverged after {n} iteration{'s' if n != 1 else ''}: "
+                                    f"the loss of iteration {n + 1} was ")
+    assert len(blown.losses) == n
 
 
 def test_train_reports_every_report_every_iterations_and_at_epoch_ends(blobs):

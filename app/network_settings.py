@@ -1,0 +1,171 @@
+"""The settings panel's "Network" group: architecture, hidden layers, activation, loss, weight init, seed.
+
+While the current network came from a weight file, the group shows that network's architecture,
+read-only, with a note saying where it came from ("Reset for a new network"): those settings belong
+to the file, not to the panel. The panel's own values are kept aside meanwhile and come back when the
+file's network is gone (Reset, or a new run); ``values()`` always answers with the panel's own.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLineEdit, QSpinBox, QWidget
+
+from engine.nn.layers import ACTIVATIONS
+from engine.nn.models import small_cnn_spec
+from engine.registry import ACTIVATION_CHOICES, ARCHITECTURE_CHOICES, INIT_CHOICES, LOSS_CHOICES, Choice
+from widgets.plain_text import line, plain_label, plain_tooltip
+
+FILE_ARCHITECTURE = "__file__"  # the architecture list's entry for a network no built-in choice describes
+LOADED_STYLE = "QLabel { color: #5a4500; background: #fff6d5; border: 1px solid #e6d38a; padding: 2px; }"
+
+
+class ControlPanelError(ValueError):
+    """A control holds a value that does not make a valid training configuration."""
+
+
+def network_shape(network) -> dict:
+    """What the panel can show of a network: ``architecture`` ("mlp", "small-cnn" or None for others), ``hidden``
+    sizes, ``activation``, ``loss`` and ``describe`` (one line such as ``784-50-10 sigmoid``)."""
+    specs = [layer.spec() for layer in network.layers]
+    activations = [s["type"] for s in specs if s["type"] in ACTIVATIONS]
+    is_mlp = all(s["type"] in ("affine", *ACTIVATIONS) for s in specs)
+    hidden = [int(s["out"]) for s in specs if s["type"] == "affine"][:-1] if is_mlp else []
+    architecture = "mlp" if is_mlp else "small-cnn" if specs == small_cnn_spec()["layers"] else None
+    return {"architecture": architecture, "hidden": hidden,
+            "activation": activations[0] if activations else None, "loss": network.loss_name,
+            "describe": network.describe()}
+
+
+class NetworkSettings(QGroupBox):
+    """The network-shaping controls, and the read-only view of a network opened from a file."""
+
+    FIELDS = ("architecture", "hidden", "activation", "loss", "init", "seed")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Network", parent)
+        form = self._form = QFormLayout(self)
+        self.loaded_note = plain_label(word_wrap=True)  # quotes a file's name: plain text, never HTML
+        self.loaded_note.setStyleSheet(LOADED_STYLE)
+        self.loaded_note.setToolTip("This network's layers and activation are fixed by the file. Start can continue "
+                                    "training it; Reset (Ctrl+Shift+R) makes a new network from your own settings.")
+        self.loaded_note.hide()
+        form.addRow(self.loaded_note)
+        self.architecture = combo(ARCHITECTURE_CHOICES)
+        self.architecture.setToolTip("MLP: every pixel connects to every hidden unit. Small CNN: convolution "
+                                     "filters that look at small patches, then a classifier.")
+        form.addRow("Architecture", self.architecture)
+        self.hidden = QLineEdit()
+        self.hidden.setPlaceholderText("e.g. 100 or 256,128")
+        self.hidden.setToolTip("Hidden layer sizes of the MLP, separated by commas: 100 is one hidden layer of "
+                               "100 units, 256,128 two layers.")
+        form.addRow("Hidden layers", self.hidden)
+        self.activation = combo(ACTIVATION_CHOICES)
+        self.activation.setToolTip("The non-linearity after each hidden layer. ReLU learns fastest; sigmoid and "
+                                   "tanh are the classic S-shaped curves.")
+        form.addRow("Activation", self.activation)
+        self.loss = combo(LOSS_CHOICES)
+        self.loss.setToolTip("What training minimises: cross-entropy (the usual choice for classes) or the sum "
+                             "of squared differences between probabilities and the one-hot label.")
+        form.addRow("Loss", self.loss)
+        self.init = combo(INIT_CHOICES)
+        self.init.setToolTip("How the starting weights are drawn. He suits ReLU, Xavier suits sigmoid/tanh; a "
+                             "fixed small spread (0.01) shows why scaling matters in deep nets.")
+        form.addRow("Weight init", self.init)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed for the starting weights and the mini-batch order: the same seed "
+                             "gives the same run.")
+        form.addRow("Seed", self.seed)
+        self._own: dict | None = None  # the panel's own values while a file's network is shown
+        self.loaded_from = ""  # the file's name while its network is shown
+
+    # ----- values -----
+    def values(self) -> dict:
+        """The panel's own network settings (architecture, hidden text, activation, loss, init, seed)."""
+        if self._own is not None:
+            return {**self._own, "seed": self.seed.value()}  # the seed stays editable: it orders the mini-batches
+        return {"architecture": self.architecture.currentData(), "hidden": self.hidden.text(),
+                "activation": self.activation.currentData(), "loss": self.loss.currentData(),
+                "init": self.init.currentData(), "seed": self.seed.value()}
+
+    def set_values(self, values: dict) -> None:
+        """Set the panel's own values (kept aside, not shown, while a file's network is shown)."""
+        if self._own is not None:
+            self._own.update(values)
+            self.seed.setValue(int(self._own["seed"]))  # the seed stays the panel's: it orders the mini-batches
+            return
+        self._show(values)
+
+    def _show(self, values: dict) -> None:
+        select(self.architecture, values["architecture"])
+        self.hidden.setText(values["hidden"])
+        select(self.activation, values["activation"])
+        select(self.loss, values["loss"])
+        select(self.init, values["init"])
+        self.seed.setValue(int(values["seed"]))
+
+    # ----- a network from a file -----
+    @property
+    def is_showing_loaded(self) -> bool:
+        return self._own is not None
+
+    def show_loaded(self, network, name: str) -> None:
+        """Show ``network``'s architecture read-only, with a note that it came from ``name`` (a file's name)."""
+        if self._own is None:
+            self._own = self.values()
+        shape = network_shape(network)
+        self.loaded_from = name
+        index = self.architecture.findData(FILE_ARCHITECTURE)
+        if shape["architecture"] is None and index < 0:
+            self.architecture.addItem("As in the file", FILE_ARCHITECTURE)
+        select(self.architecture, shape["architecture"] or FILE_ARCHITECTURE)
+        self.hidden.setText(",".join(map(str, shape["hidden"])) if shape["architecture"] == "mlp" else "")
+        if shape["activation"] is not None:
+            select(self.activation, shape["activation"])
+        select(self.loss, shape["loss"])
+        layers = "" if shape["architecture"] == "mlp" else f" ({line(shape['describe'], 80)})"  # else the fields say
+        note = f"From {line(name, 60)}{layers} — Reset for a new network"
+        self.loaded_note.setText(note)
+        self._form.setRowVisible(self.init, False)  # how its weights were first drawn no longer matters
+        self.loaded_note.setToolTip(plain_tooltip(
+            f"From {name}: {shape['describe']}.\nThe layers and activation come from the file and cannot change; the "
+            "optimizer, learning rate, batch size, epochs and seed below apply when Start continues training it. "
+            "Reset (Ctrl+Shift+R) makes a new network from your own settings."))
+        self.loaded_note.show()
+
+    def clear_loaded(self) -> None:
+        """Back to the panel's own values, editable again."""
+        if self._own is None:
+            return
+        own, self._own = self._own, None
+        self.loaded_from = ""
+        self.loaded_note.hide()
+        self._form.setRowVisible(self.init, True)
+        self._show(own)
+        index = self.architecture.findData(FILE_ARCHITECTURE)
+        if index >= 0:
+            self.architecture.removeItem(index)
+
+    def update_enabled(self, running: bool) -> None:
+        """Nothing that shapes the network changes during a run; a file's network never changes here."""
+        fixed = running or self._own is not None
+        for w in (self.architecture, self.activation, self.loss, self.init):
+            w.setEnabled(not fixed)
+        self.hidden.setEnabled(not fixed and self.architecture.currentData() == "mlp")
+        self.seed.setEnabled(not running)
+
+
+def select(widget: QComboBox, value) -> None:
+    index = widget.findData(value)
+    if index < 0:
+        raise ControlPanelError(f"{value!r} is not one of the choices of {widget.toolTip().split('.')[0]!r}")
+    widget.setCurrentIndex(index)
+
+
+def combo(choices: tuple[Choice, ...]) -> QComboBox:
+    """A combo box of engine.registry choices: the label shown, the name as data, the help as item tooltip."""
+    widget = QComboBox()
+    for choice in choices:
+        widget.addItem(choice.label, choice.name)
+        widget.setItemData(widget.count() - 1, choice.help, Qt.ToolTipRole)
+    return widget

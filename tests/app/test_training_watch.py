@@ -1,0 +1,217 @@
+"""Training you can watch, and labels that are true at every moment: the pace, paused, reset, lr changes."""
+import re
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from app.main_window import MainWindow
+from app.run_controls import DEFAULT_PACE, PACES
+from app.training_task import EVERY_STEP_PACE
+from engine.data.dataset import Dataset
+from engine.train.config import TrainConfig
+from engine.train.loop import Progress
+
+
+def synthetic_dataset(n_train=600, n_test=200, seed=0) -> Dataset:
+    """Ten noisy prototypes: learnable in a few iterations, so tests stay short."""
+    rng = np.random.default_rng(seed)
+    protos = (rng.random((10, 784)) < 0.2).astype(np.float32)
+
+    def make(n):
+        t = rng.integers(0, 10, n)
+        return np.clip(protos[t] + rng.normal(0, 0.2, (n, 784)), 0, 1).astype(np.float32), t.astype(np.int64)
+
+    return Dataset("synthetic", *make(n_train), *make(n_test), source="tests")
+
+
+@pytest.fixture
+def window(quiet_window):
+    quiet_window.datasets.use(synthetic_dataset())
+    quiet_window.show()
+    return quiet_window
+
+
+def configure(w: MainWindow, pace=None, **changes) -> TrainConfig:
+    values = dict(hidden=[20], batch_size=10, epochs=200, optimizer="sgd", lr=0.1)
+    values.update(changes)
+    config = TrainConfig(**values)
+    w.panel.set_config(config)
+    w.panel.set_pace(pace)
+    return config
+
+
+def wait_paused(qtbot, w):
+    qtbot.waitUntil(lambda: w.training.task.control.waiting, timeout=5000)
+    qtbot.wait(50)  # the paused report crosses to the GUI thread
+
+
+def stop(qtbot, w):
+    w.training.stop()
+    qtbot.waitUntil(lambda: w.session.training_state == "stopped", timeout=5000)
+
+
+# ----- the pace -----
+def test_the_first_run_is_paced_to_be_watched_and_the_pace_is_remembered(qtbot, quiet_window):
+    panel = quiet_window.panel
+    assert panel.pace() == DEFAULT_PACE <= EVERY_STEP_PACE  # fresh settings: every step of the first run shows
+    assert [panel.pace_combo.itemData(i) for i in range(panel.pace_combo.count())] == [p for p, _ in PACES]
+    assert panel.pace_combo.itemText(0) == "As fast as possible" and panel.pace_combo.toolTip()
+    panel.pace_combo.setCurrentIndex(panel.pace_combo.findData(3.0))
+    quiet_window.close()
+    again = MainWindow(load_dataset_on_start=False, with_tabs=False)
+    qtbot.addWidget(again)
+    assert again.panel.pace() == 3.0
+    again.panel.set_pace(None)
+    assert again.settings.pace(DEFAULT_PACE) is None
+    again.close()
+
+
+def test_a_slow_pace_shows_every_step_in_the_plot_the_weights_and_the_prediction(qtbot, window, monkeypatch):
+    page = window.training_page
+    drawn, updates, reports = [], [], []
+    real_set = page.weight_grid.set_weights
+    monkeypatch.setattr(page.weight_grid, "set_weights", lambda w, *a, **k: (drawn.append(w), real_set(w, *a, **k)))
+    real_show = page.show_progress
+    monkeypatch.setattr(page, "show_progress", lambda p: (reports.append(p), real_show(p)))
+    window.session.weightsUpdated.connect(lambda: updates.append(window.training.iteration))
+    configure(window, pace=10)
+    window.training.start()
+    qtbot.wait(1500)
+    done = window.training.iteration
+    assert 7 <= done <= 22  # about 15 at 10 steps a second; loose, the machine may be busy
+    stepping = [r for r in reports if len(r.losses)]
+    assert [len(r.losses) for r in stepping] == [1] * len(stepping)  # one report per step, none merged
+    assert len(stepping) == done and page.loss_plot.iteration_count == done
+    assert updates[:done] == list(range(1, done + 1))  # the live prediction and the Models page follow each step
+    assert len(drawn) >= done  # the weights view redrew for every step
+    shown = int(re.search(r"(\d+) it/s", page.rate_label.text()).group(1))
+    assert 8 <= shown <= 12  # measured between reports: a slow first step on a busy machine tips it to 11
+    stop(qtbot, window)
+
+
+def test_the_window_stays_responsive_when_every_step_is_shown(qtbot, window):
+    window.datasets.use(synthetic_dataset(n_train=4000, n_test=500))
+    configure(window, pace=EVERY_STEP_PACE, hidden=[100], batch_size=100, epochs=100)
+    window.draw.canvas.set_image(np.pad(np.ones((20, 8), np.float32), ((4, 4), (10, 10))))  # predicted every step
+    gaps, last = [], [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    window.training.start()
+    timer.start()
+    qtbot.wait(1500)
+    timer.stop()
+    assert window.training.iteration > 15  # it trained and showed steps all along
+    stop(qtbot, window)
+    assert max(gaps[1:]) < 0.25, f"the event loop stalled for {max(gaps[1:]) * 1000:.0f} ms"
+
+
+def test_a_pace_chosen_during_a_run_applies_at_once(qtbot, window):
+    configure(window, pace=1, epochs=2)  # 120 iterations: two minutes at one step a second
+    window.training.start()
+    qtbot.waitUntil(lambda: window.training.iteration >= 1, timeout=5000)
+    qtbot.wait(300)
+    assert window.training.iteration == 1
+    window.panel.pace_combo.setCurrentIndex(0)  # as fast as possible
+    assert window.training.task.control.pace is None
+    qtbot.waitUntil(lambda: window.session.training_state == "finished", timeout=10_000)
+    assert window.training.iteration == 120
+    assert window.settings.pace(DEFAULT_PACE) is None
+
+
+def test_the_speed_shown_follows_a_new_pace_within_seconds(window):
+    page = window.training_page
+    page.begin_run(2000)
+    for second in range(1, 11):  # ten seconds at 1 step/s …
+        page.show_progress(Progress(second, 1, 100, 2000, np.ones(1), [], float(second)))
+    assert "· 1 it/s, 33:10 left" in page.rate_label.text()
+    for tick in range(1, 41):  # … then four seconds at 100 steps/s
+        page.show_progress(Progress(10 + 10 * tick, 1, 100, 2000, np.ones(10), [], 10 + tick / 10))
+    assert "· 100 it/s, 0:16 left" in page.rate_label.text()  # not the 29 it/s average since the start
+
+
+def test_step_trains_one_mini_batch_at_once_whatever_the_pace(qtbot, window):
+    configure(window, pace=1)
+    window.training.start(step="one")
+    wait_paused(qtbot, window)
+    began = time.monotonic()
+    for expected in (2, 3, 4):
+        window.training.step()
+        qtbot.waitUntil(lambda: window.training.iteration == expected, timeout=5000)
+    assert time.monotonic() - began < 2.5  # not one second each
+    stop(qtbot, window)
+
+
+# ----- labels -----
+def test_the_network_label_says_paused_with_the_iterations_so_far(qtbot, window):
+    configure(window)
+    window.training.start()
+    qtbot.waitUntil(lambda: window.training.iteration > 0, timeout=5000)
+    assert window.session.network_label.endswith("(training)")
+    window.training.pause()
+    wait_paused(qtbot, window)
+    n = window.training.iteration
+    assert window.session.network_label.endswith(f"(paused after {n:,} iterations)")
+    assert "training" not in window.session.network_label.split("(")[-1]
+    window.training.step()
+    qtbot.waitUntil(lambda: window.session.network_label.endswith(f"(paused after {n + 1:,} iterations)"),
+                    timeout=5000)
+    window.training.resume()
+    assert window.session.network_label.endswith("(training)")
+    stop(qtbot, window)
+    assert window.session.network_label.endswith(f"(stopped after {window.training.iteration:,} iterations)")
+
+
+def test_reset_says_what_happened_instead_of_the_last_run(qtbot, window):
+    configure(window)
+    window.training.start()
+    qtbot.waitUntil(lambda: window.training.iteration > 5, timeout=5000)
+    stop(qtbot, window)
+    assert window.statusBar().currentMessage().startswith("Stopped after")
+    window.panel.action_reset.trigger()
+    assert window.statusBar().currentMessage().startswith("New untrained network, 784-20-10 relu")
+    assert window.session.network_label == "784-20-10 relu (untrained)"
+    assert window.training_page.rate_label.text().startswith("New untrained network")
+    assert window.training_page.loss_plot.iteration_count == 0 and window.session.training_state == "idle"
+
+
+def test_a_learning_rate_changed_during_a_run_shows_in_its_label_name_history_and_record(qtbot, window):
+    configure(window, lr=0.1, epochs=1)
+    window.training.start(step="one")
+    wait_paused(qtbot, window)
+    window.training.step()
+    qtbot.waitUntil(lambda: window.training.iteration == 2, timeout=5000)
+    wait_paused(qtbot, window)
+    window.panel.lr.setValue(0.05)
+    window.training.step()
+    change = "lr 0.1 → 0.05 at iteration 3"
+    qtbot.waitUntil(lambda: change in window.session.network_label, timeout=5000)
+    assert window.session.network_label.endswith("(paused after 3 iterations)")
+    page = window.training_page
+    assert page.history() == [change] and change in page.history_label.text()
+    assert page.loss_plot.markers() == [(3, "lr 0.1 → 0.05")]
+    with qtbot.waitSignal(window.session.runAdded, timeout=10_000) as blocker:
+        window.training.resume()
+    record = blocker.args[0]
+    assert change in record.name and record.name.startswith("Run 1: 784-20-10 relu, sgd lr 0.1 → 0.05")
+    assert record.settings["lr"] == 0.1  # the rate the run started with …
+    assert record.settings["lr_changes"] == [{"iteration": 3, "from": 0.1, "to": 0.05}]  # … and what changed when
+    assert record.settings["optimizer_changes"] == []
+    assert change in window.session.network_label and "(finished, 1 epoch)" in window.session.network_label
+
+
+def test_the_train_page_explains_its_plots(window):
+    page = window.training_page
+    assert "≈5-batch window" in page.loss_help.text() and page.loss_help.text().startswith("How to read it")
+    assert page.weights_help.text().startswith("How to read it") and "Red" in page.weights_help.text()
+    for widget in (window.panel.pace_combo, page.history_label, page.loss_plot, page.weight_grid,
+                   *window.panel.buttons.values()):
+        assert widget.toolTip(), widget
