@@ -154,6 +154,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("DIGITLAB_CONFIG_DIR", tempfile.mkdtemp())  # the bench's settings are not the user's
     window = MainWindow(load_dataset_on_start=False)
     window.ask_choice = lambda *_args: NEW  # Start after a run: a new network each time, as the headless side
+    window.setWindowState(Qt.WindowState.WindowNoState)  # the offscreen screen is small: not maximised
     window.resize(1280, 800)  # a laptop screen
     window.show()
     window.panel.set_config(config)

@@ -1,28 +1,29 @@
-"""Regenerate the README's pictures of the labs, evaluation, race and models views (grabbed by the app itself).
+"""Regenerate the README's pictures of the labs, evaluation, race and models pages, grabbed from the window itself.
 
     QT_QPA_PLATFORM=offscreen python docs/make_pictures.py [labs] [confusion] [race] [models]
     xvfb-run -a python docs/make_pictures.py landscape-3d      # needs a display with OpenGL
 
-The window screenshot comes from ``python bench/bench_gui.py --screenshot docs/screenshot-training.png``.
-Run from the repository root; the pictures are written to docs/.
+Each picture is the whole main window at 1280×760 (a laptop screen) showing that page, as a person sees
+it. The window mid-training comes from ``python bench/bench_gui.py --screenshot docs/screenshot-training.png``.
+Run from the repository root; the pictures are written to docs/. The window's settings go to a temporary
+folder, not yours.
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 
 import numpy as np
-from PySide6.QtCore import QEventLoop
+from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QApplication
 
 ALL = ["labs", "confusion", "race", "models"]
+SIZE = (1280, 760)
 
 
-def settle(app: QApplication, widget=None, size=None, rounds: int = 20) -> None:
-    if widget is not None:
-        if size:
-            widget.resize(*size)
-        widget.show()
+def settle(app: QApplication, rounds: int = 25) -> None:
     for _ in range(rounds):
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
         time.sleep(0.01)
@@ -36,48 +37,44 @@ def wait_for(app: QApplication, condition, seconds: float = 120) -> None:
         settle(app, rounds=1)
 
 
-def labs(app: QApplication, tasks) -> None:
-    from app.session import Session
-    from app.tabs.labs import create_lab_tabs
-
-    tabs = dict(create_lab_tabs(Session(), tasks.create))
-    d = tabs["Gradient descent"]
-    settle(app, d, (1280, 720))
+def labs(app: QApplication, window) -> None:
+    d = window.page("Gradient descent")
     d.step(100_000)
-    settle(app, d)
-    d.grab().save("docs/lab-descent.png")
-    landscape = tabs["Loss landscape"]
+    show(app, window, "Gradient descent", "docs/lab-descent.png")
+    landscape = window.page("Loss landscape")
     landscape.set_surface("bowl")
-    settle(app, landscape, (1280, 720))
-    landscape.grab().save("docs/lab-landscape.png")
-    f = tabs["Loss functions"]
-    f.set_example("book-wrong")
-    settle(app, f, (1280, 720))
-    f.grab().save("docs/lab-loss.png")
-    g = tabs["Gradients"]
-    settle(app, g, (1280, 720))
+    window.show_page("Loss landscape")
+    wait_for(app, lambda: not landscape.is_computing())
+    show(app, window, "Loss landscape", "docs/lab-landscape.png")
+    window.page("Loss functions").set_example("book-wrong")
+    window.draw.canvas.clear()  # the lab follows the canvas; the book's example is the picture
+    show(app, window, "Loss functions", "docs/lab-loss.png")
+    g = window.page("Gradients")
+    window.show_page("Gradients")
     g.start_check()
     wait_for(app, lambda: g.last_report is not None)
-    settle(app, g)
-    g.grab().save("docs/lab-gradients.png")
+    show(app, window, "Gradients", "docs/lab-gradients.png")
 
 
-def landscape_3d(app: QApplication) -> None:
-    from app.tabs.landscape_lab import LandscapeLab
-
-    lab = LandscapeLab()
+def landscape_3d(app: QApplication, window) -> None:
+    lab = window.page("Loss landscape")
     if lab.view3d is None:
         raise SystemExit("no OpenGL here: run under a display with OpenGL (e.g. xvfb-run) with PyOpenGL installed")
     lab.set_surface("bowl")
-    lab.run()
-    settle(app, lab, (1200, 650))
+    window.show_page("Loss landscape")
+    wait_for(app, lambda: not lab.is_computing())
     lab.view3d.parent().parent().setCurrentIndex(1)  # the 3-D tab
-    settle(app, lab)
-    lab.grab().save("docs/lab-landscape-3d.png")
+    show(app, window, "Loss landscape", "docs/lab-landscape-3d.png")
 
 
-def trained_session():
-    from app.session import Session
+def show(app: QApplication, window, title: str, path: str) -> None:
+    window.show_page(title)
+    settle(app)
+    window.grab().save(path)
+
+
+def train_network(window):
+    """The offline sample and a 784-100-10 network trained for 5 epochs, as the window's dataset and network."""
     from engine.data.catalog import load_dataset
     from engine.nn.network import make_mlp
     from engine.nn.optimizers import Adam
@@ -86,99 +83,74 @@ def trained_session():
     ds = load_dataset("mnist-sample")
     net = make_mlp([784, 100, 10], seed=0)
     train(net, Adam(lr=0.001), ds.x_train, ds.t_train, settings=TrainSettings(batch_size=100, epochs=5))
-    session = Session()
-    session.set_dataset(ds)
-    session.set_network(net, "784-100-10 relu (Adam, 5 epochs)")
-    return session
+    window.datasets.use(ds)
+    window.session.set_network(net, "784-100-10 relu (Adam, 5 epochs)")
+    return ds, net
 
 
-def confusion(app: QApplication, session, tasks) -> None:
-    from app.tabs.evaluation import EvaluationPage
-
-    p = EvaluationPage(session, tasks)
-    settle(app, p, (1150, 620))
+def confusion(app: QApplication, window) -> None:
+    p = window.page("Evaluate")
+    window.show_page("Evaluate")
     wait_for(app, lambda: p.evaluation is not None and not p.is_busy())
     cm = p.evaluation.confusion
     i, j = np.unravel_index((cm - np.diag(np.diag(cm))).argmax(), cm.shape)  # the most common mistake
     p.show_cell(int(i), int(j))
-    settle(app, p)
-    p.grab().save("docs/confusion.png")
+    p.gallery.activate_row(0)  # its most confident mistake, on the canvas with its probabilities
+    show(app, window, "Evaluate", "docs/confusion.png")
 
 
-def race(app: QApplication, session, tasks) -> None:
-    from app.tabs.compare import ComparePage
-
-    c = ComparePage(session, tasks)
-    settle(app, c, (1150, 650))
+def race(app: QApplication, window) -> None:
+    c = window.page("Compare")
+    window.show_page("Compare")
     c.iterations_spin.setValue(1000)
     done = []
     c.raceFinished.connect(done.append)
     c.start_race()
     wait_for(app, lambda: bool(done))
-    settle(app, c)
-    c.grab().save("docs/race.png")
+    show(app, window, "Compare", "docs/race.png")
 
 
-class _Host:
-    """The dialogs a controller may ask for; making pictures never opens a file, so none is shown."""
-
-    def show_error(self, title: str, text: str) -> None:
-        raise RuntimeError(f"{title}: {text}")
-
-    show_info = show_error
-
-    def ask_yes_no(self, title: str, text: str) -> bool:
-        return False
-
-    def ask_open_path(self):
-        return None
-
-    def ask_save_path(self):
-        return None, ""
-
-    def show_status(self, text: str, timeout_ms: int = 0) -> None:
-        pass
-
-
-def models(app: QApplication, session, tasks) -> None:
-    from app.controllers.weightfiles import WeightFileController
-    from app.settings import AppSettings
-    from app.tabs.models import ModelsPage
+def models(app: QApplication, window, ds, net) -> None:
     from engine.nn.network import make_mlp
     from engine.nn.optimizers import SGD
     from engine.train.loop import TrainSettings, train
 
-    ds, net = session.dataset, session.network
     book = make_mlp([784, 50, 100, 10], activation="sigmoid", seed=1)
     train(book, SGD(lr=0.5), ds.x_train, ds.t_train, settings=TrainSettings(batch_size=100, epochs=4))
-    session.add_model("book MLP 784-50-100-10 sigmoid", book)
-    m = ModelsPage(session, WeightFileController(session, tasks, AppSettings(), _Host()))
+    window.session.add_model("book MLP 784-50-100-10 sigmoid", book)  # beside the current network, listed first
     pa, pb = net.predict(ds.x_test), book.predict(ds.x_test)
     disagree = np.flatnonzero(pa.argmax(1) != pb.argmax(1))  # a digit the two models read differently
     k = disagree[np.argmax(np.minimum(pa[disagree].max(1), pb[disagree].max(1)))] if len(disagree) else 0
-    m.set_image(ds.x_test[k].reshape(28, 28))
-    settle(app, m, (1000, 520))
-    m.grab().save("docs/models.png")
+    window.session.show_on_canvas(ds.x_test[k].reshape(28, 28))
+    show(app, window, "Models", "docs/models.png")
 
 
 def main(argv: list[str]) -> int:
-    from app.threads import TaskRegistry
+    os.environ.setdefault("DIGITLAB_CONFIG_DIR", tempfile.mkdtemp())  # the pictures' window has its own settings
+    from app.gui import create_application
+    from app.main_window import MainWindow
 
     which = argv or ALL
-    app = QApplication.instance() or QApplication([])
-    tasks = TaskRegistry()  # as in the window: every background task, stopped and waited for at the end
+    app = QApplication.instance() or create_application([])
+    window = MainWindow(load_dataset_on_start=False)
+    window.setWindowState(Qt.WindowState.WindowNoState)  # offscreen screens are small: not maximised
+    window.resize(*SIZE)
+    window.show()
+    settle(app)
     try:
-        if "labs" in which:
-            labs(app, tasks)
         if "landscape-3d" in which:
-            landscape_3d(app)
-        if {"confusion", "race", "models"} & set(which):
-            session = trained_session()
-            for name, make in (("confusion", confusion), ("race", race), ("models", models)):
+            landscape_3d(app, window)
+        if {"labs", "confusion", "race", "models"} & set(which):
+            ds, net = train_network(window)
+            if "labs" in which:
+                labs(app, window)
+            for name, make in (("confusion", confusion), ("race", race)):
                 if name in which:
-                    make(app, session, tasks)
+                    make(app, window)
+            if "models" in which:
+                models(app, window, ds, net)
     finally:
-        tasks.shutdown()
+        window.close()
     return 0
 
 
