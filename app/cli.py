@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli_io import (MAX_ERROR_TEXT, CliError, StderrStream, digitlab_version, emit_json, error_text, fail,
-                        internal_error_text, reading, regular_file, reset_output, say, say_block, say_out)
+from app.cli_io import (MAX_ERROR_TEXT, MAX_SUMMARY_LINE, CliError, StderrStream, digitlab_version, emit_json,
+                        error_text, fail, internal_error_text, reading, regular_file, reset_output, say, say_block,
+                        say_out)
 from engine import registry
 from engine.data.catalog import load_dataset, text_progress
 from engine.data.images import load_image
@@ -277,7 +278,7 @@ def cmd_evaluate(args) -> tuple[dict, int]:
     loaded = _load_weights(args, probe=(ds.x_test[:500], ds.t_test[:500]))
     say(f"{printable(loaded.architecture)} from {printable(args.weights)} ({printable(loaded.kind)})")
     for note in loaded.notes:
-        say(f"  {printable(note)}")
+        say(f"  {printable(note, MAX_SUMMARY_LINE)}")
     ev = evaluate_model(loaded.network, ds.x_test, ds.t_test)
     say(f"{printable(ds.name)} test split: accuracy {ev.accuracy:.4f}  loss {ev.loss:.4f}  ({len(ds.x_test)} images)")
     return {"command": "evaluate", "weights": str(args.weights), "dataset": ds.name, "images": len(ds.x_test),

@@ -70,11 +70,14 @@ def say(*parts) -> None:
     _write("stderr", " ".join(map(str, parts)) + "\n")
 
 
+MAX_SUMMARY_LINE = 500  # characters: a probe's note names four candidates and their scores; a file's names are cut earlier
+
+
 def say_block(text: str) -> None:
     """File-derived lines, each escaped and shortened; a long listing is cut after MAX_SUMMARY_LINES lines."""
     lines = str(text).splitlines()
     for line in lines[:MAX_SUMMARY_LINES]:
-        say(printable(line))
+        say(printable(line, MAX_SUMMARY_LINE))
     if len(lines) > MAX_SUMMARY_LINES:
         say(f"… {len(lines) - MAX_SUMMARY_LINES:,} more lines (--json lists everything)")
 

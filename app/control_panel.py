@@ -4,8 +4,8 @@ It turns its controls into an ``engine.train.config.TrainConfig`` and back, and 
 (Start, Pause, ...) with their keyboard shortcuts and the pace (``app.run_controls``); it never trains
 anything itself. While a run is going, only the optimizer and its hyper-parameters (and the pace) stay
 editable: changing them emits ``hyperparametersChanged`` / ``optimizerChanged`` / ``paceChanged`` so the
-window can pass them to the running loop. A network opened from a file is shown read-only in the
-Network group (``app.network_settings``).
+window can pass them to the running loop. A network opened from a file, or this session's network while
+Start continues it, is shown read-only in the Network group (``app.network_settings``).
 """
 from __future__ import annotations
 
@@ -229,11 +229,14 @@ class ControlPanel(QWidget):
         self.run_box.set_pace(steps_per_second)
 
     # ----- a network from a file -----
-    def show_loaded_network(self, network, name: str) -> None:
-        """Show a weight file's network read-only (its layers cannot change); the panel's own values wait aside."""
+    def show_loaded_network(self, network, name: str, own_run: bool = False) -> None:
+        """Show a weight file's network read-only (its layers cannot change); the panel's own values wait aside.
+
+        ``own_run``: it is this session's network (``name`` says which run), and Start is continuing it.
+        """
         self._updating = True
         try:
-            self.network_box.show_loaded(network, name)
+            self.network_box.show_loaded(network, name, own_run)
         finally:
             self._updating = False
         self.hidden.setStyleSheet("")

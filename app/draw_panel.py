@@ -16,16 +16,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.predictor import Predictor, Verdict
+from app.predictor import Predictor, Verdict, is_digit_classes
 from app.session import Session
-from engine.data.dataset import DIGIT_CLASSES
 from widgets.canvas import DigitCanvas
 from widgets.digit_image import DigitImage
-from widgets.plain_text import line, plain_label, plain_tooltip
+from widgets.fitted_label import FittedLabel
+from widgets.plain_text import line
 from widgets.probability_bars import ProbabilityBars
 from widgets.verdict_line import VerdictLine
 
 MODEL_TIP = "The network the canvas predicts with"
+MODEL_LINES = 3
 VERDICT_LINES = 3
 VERDICT_TIP = ("What to make of the bars: the network's answer, or why not to trust it (not trained yet, unsure "
                "between two classes, or the drawing is not like a digit, with the reason)")
@@ -72,9 +73,10 @@ class DrawPanel(QWidget):
                              "the highlighted bar is its answer")
         self.bars.setMinimumHeight(180)
         layout.addWidget(self.bars, 1)
-        self.model_label = plain_label(word_wrap=True)  # file names and a file's class names are text, not HTML
+        # a fixed number of lines (plain text: file names are not HTML): however long a file's name or details,
+        # or once a test accuracy is known, the canvas and the bars above keep their size and place
+        self.model_label = FittedLabel(MODEL_LINES, tooltip=MODEL_TIP)
         self.model_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.model_label.setToolTip(MODEL_TIP)
         layout.addWidget(self.model_label)
         self.predictor = Predictor(self.canvas, self.digit_image, self.bars, self)
 
@@ -97,25 +99,24 @@ class DrawPanel(QWidget):
     def _dataset_changed(self, dataset) -> None:
         classes = list(dataset.classes)
         self.bars.set_labels(classes)
-        self.predictor.set_digit_classes([str(c) for c in classes] == DIGIT_CLASSES)  # Fashion-MNIST: no digit check
+        self.predictor.set_digit_classes(is_digit_classes(classes))  # Fashion-MNIST: no digit check
         self.update_model_label()
 
     def _show_verdict(self, verdict: Verdict) -> None:
         self.verdict.set_verdict(verdict.text, TONES.get(verdict.kind, "plain"), verdict.details or VERDICT_TIP)
 
     def update_model_label(self) -> None:
+        """The network's name and state, its test accuracy, then how a file was read (cut first when long)."""
         s = self.session
         if s.network is None:
-            self.model_label.setText("No network")
-            self.model_label.setToolTip(MODEL_TIP)
+            self.model_label.set_full_text("No network")
             return
         lines = [f"Network: {line(s.network_label or s.network.describe())}"]
-        if s.network_details:
-            lines.append(line(s.network_details))
         if s.test_accuracy is not None and s.dataset is not None:
             lines.append(f"Test accuracy on {line(s.dataset.name, 80)}: {s.test_accuracy:.1%}")
-        self.model_label.setText("\n".join(lines))
-        self.model_label.setToolTip(plain_tooltip(MODEL_TIP + (f"\n{s.network_details}" if s.network_details else "")))
+        if s.network_details:
+            lines.append(line(s.network_details))
+        self.model_label.set_full_text("\n".join(lines))
 
     # ----- pictures dropped on the canvas -----
     def dragEnterEvent(self, event) -> None:

@@ -33,6 +33,7 @@ FILE_SHORTCUTS = (
     ("Ctrl+S", "Save weights… (.npz with the settings, or a book-compatible .pkl)"),
     ("Ctrl+L", "Clear the drawing (a right-click on the canvas does too)"),
     ("Ctrl+Q", "Quit (the system's own key for it: Ctrl+Q on Linux desktops, ⌘Q on macOS, Alt+F4 on Windows)"),
+    ("F1", "Help ▸ Guide: this text, in a window beside the main one"),
 )
 # README.md headings the guide points to (a test checks each is still a heading there)
 README_SECTIONS = (
@@ -78,7 +79,7 @@ _PAGES = {
     "Gradient descent": (
         "Fit a line to a few points one step at a time: the points and the line on the left, the loss over "
         "the slope on the right with each step and the tangent that sets it. Try the three marked learning "
-        "rates (too small, good, too large); click to add a point, drag to move one.",
+        "rates (too small, good, too large); click to add a point, drag to move one, right-click to remove one.",
     ),
     "Gradients": (
         "Backprop's gradients checked against numerical differentiation on three images: the largest "

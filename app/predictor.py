@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.data.digit_check import (MEASURED_NON_DIGITS_FLAGGED, MEASURED_REAL_FLAGGED, UNSURE, DigitCheck,
                                      DigitCheckError, DigitReference, default_reference)
+from engine.data.dataset import DIGIT_CLASSES
 from engine.data.preprocess import ink_bounds, is_blank, mnist_preprocess
 from widgets.probability_bars import percent_text
 
@@ -28,7 +29,12 @@ EMPTY = "Nothing drawn yet."
 NO_NETWORK = "No network yet: train one (Start) or open a weight file."
 UNTRAINED = "Not trained yet: its answers are guesses. Start (F5) trains it, or open a weight file."
 NOT_A_DIGIT = "Not like a digit"
-SMALL_DRAWING = 0.35  # ink spanning less of the canvas than this is "drawn small" (MNIST digits fill 20 of 28)
+UNTRAINED_NOT_A_DIGIT = "Not trained yet, and not like a digit"
+DRAW_BIGGER = "Drawn small: draw it bigger."
+# ink spanning less of the canvas than this is "drawn small": MNIST digits fill 20 of their 28 pixels (71 %), and
+# below half the pad the pen's fixed width makes every stroke thick once the drawing is scaled up to MNIST's size
+SMALL_DRAWING = 0.5
+SHORT_REASONS = {"stroke width": "strokes too thick (filled in)", "shape": "shaped unlike a digit"}  # verdict words
 
 
 def check_help(reference: DigitReference) -> str:
@@ -39,6 +45,59 @@ def check_help(reference: DigitReference) -> str:
             f"{10 ** reference.doubt_score:,.0f} while the network is torn (top answer under {UNSURE:.0%}). "
             f"Measured: {MEASURED_REAL_FLAGGED:.1%} of the 10,000 MNIST test digits are flagged, and "
             f"{MEASURED_NON_DIGITS_FLAGGED:.0%} of drawn scribbles, shapes and letters.")
+
+
+def is_digit_classes(classes) -> bool:
+    """True when ``classes`` are the digits 0-9: only then is a drawing compared with real digits."""
+    return [str(c) for c in classes] == DIGIT_CLASSES
+
+
+def check_drawing(image28: np.ndarray, probabilities: np.ndarray | None = None,
+                  reference: DigitReference | None = None) -> tuple[DigitCheck | None, str]:
+    """(the check of a 28×28 drawing against real digits, "") or (None, why the check is off)."""
+    try:
+        reference = reference or default_reference()
+    except DigitCheckError as exc:
+        return None, str(exc)
+    return reference.check(image28, probabilities), ""
+
+
+def short_reason(check: DigitCheck, drawn_small: bool = False) -> str:
+    """Why a drawing is not like a digit, in a few words: 'strokes too thick (filled in), 3 separate pieces'.
+
+    ``drawn_small``: thick strokes are then the pen's doing (scaled up with the drawing), not filling in.
+    """
+    texts = []
+    for f in check.findings[:2]:
+        if f.feature == "stroke width" and drawn_small:
+            texts.append("strokes too thick")
+        else:  # "3 separate pieces", "4 closed loops" are short already
+            texts.append(SHORT_REASONS.get(f.feature, f.text))
+    return ", ".join(texts) + (", and the network is torn" if check.network_unsure else "")
+
+
+def not_a_digit_text(check: DigitCheck, trained: bool = True, drawn_small: bool = False) -> str:
+    """The verdict line for a drawing that is not like a digit: short enough for three lines of the panel.
+
+    A drawing small on the pad gets "draw it bigger" whatever was found: its strokes are thick for its size.
+    """
+    head = NOT_A_DIGIT if trained else UNTRAINED_NOT_A_DIGIT
+    return f"{head}: {short_reason(check, drawn_small)}." + (f" {DRAW_BIGGER}" if drawn_small else "")
+
+
+def check_details(check: DigitCheck, reference: DigitReference | None = None,
+                  drawn_fraction: float | None = None) -> str:
+    """The whole story of a check, for a tooltip: why (every finding, how rare), how the check decides."""
+    reference = reference or default_reference()
+    found = [f"{f.text}: {f.rarity}" for f in check.findings] or ["nothing unusual"]
+    lines = []
+    if not check.looks_like_digit:
+        lines.append(f"{NOT_A_DIGIT}: {check.explain()}.")
+        if drawn_fraction is not None and drawn_fraction < SMALL_DRAWING:
+            lines.append(f"It is drawn small (its ink spans {drawn_fraction:.0%} of the pad; MNIST digits fill about "
+                         "70 % of their square), so the pen's strokes are thick for its size: draw it bigger.")
+        lines.append("")
+    return "\n".join(lines + [check_help(reference), "", "This drawing: " + "; ".join(found) + "."])
 
 
 @dataclass(frozen=True)
@@ -158,28 +217,26 @@ class Predictor(QObject):
     # ----- the verdict -----
     def _check(self, p: np.ndarray) -> DigitCheck | None:
         """The drawing against real digits (None when the classes are not digits or the check is unavailable)."""
-        if not self.digit_classes:
+        if not self.digit_classes or self._reference_problem:
             return None
-        if self._reference is None and not self._reference_problem:
-            try:
-                self._reference = default_reference()
-            except DigitCheckError as exc:
-                self._reference_problem = str(exc)
-                log.warning("the 'not a digit' check is off: %s", exc)
-        if self._reference is None:
-            return None
-        return self._reference.check(self.image28, p if self.trained else None)
+        check, problem = check_drawing(self.image28, p if self.trained else None, self._reference)
+        if problem:
+            self._reference_problem = problem
+            log.warning("the 'not a digit' check is off: %s", problem)
+        return check
 
     def _verdict(self, p: np.ndarray) -> Verdict:
         check = self.check
         details = self._details(check)
+        flagged = check is not None and not check.looks_like_digit
+        small = self._drawn_fraction < SMALL_DRAWING
         if not self.trained:
-            text = UNTRAINED
-            if check is not None and not check.looks_like_digit:
-                text += f" Not like a digit either: {self._reason(check)}."
-            return Verdict("untrained", text, details)
-        if check is not None and not check.looks_like_digit:
-            return Verdict("not a digit", f"{NOT_A_DIGIT}: {self._reason(check)}.", details)
+            if flagged:  # short enough for the verdict's lines; the whole of UNTRAINED opens the tooltip
+                return Verdict("untrained", not_a_digit_text(check, trained=False, drawn_small=small),
+                               f"{UNTRAINED}\n{details}")
+            return Verdict("untrained", UNTRAINED, details)
+        if flagged:
+            return Verdict("not a digit", not_a_digit_text(check, drawn_small=small), details)
         labels = self.bars.labels()
         order = np.argsort(-p, kind="stable")
         first = order[0]
@@ -189,18 +246,14 @@ class Predictor(QObject):
                                      f"({percent_text(p[second])}).", details)
         return Verdict("digit", f"Reads as {labels[first]} ({percent_text(p[first])}).", details)
 
-    def _reason(self, check: DigitCheck) -> str:
-        return check.explain(drawn_small=self._drawn_fraction < SMALL_DRAWING)
-
     def _details(self, check: DigitCheck | None) -> str:
         if self._reference_problem:
             return f"The 'not a digit' check is off: {self._reference_problem}"
         if not self.digit_classes:
             return "These classes are not digits, so the drawing is not compared with MNIST digits."
-        if check is None or self._reference is None:
+        if check is None:
             return ""
-        found = [f"{f.text}: {f.rarity}" for f in check.findings] or ["nothing unusual"]
-        return "\n".join([check_help(self._reference), "", "This drawing: " + "; ".join(found) + "."])
+        return check_details(check, self._reference, self._drawn_fraction)
 
     def _show(self, p: np.ndarray | None, verdict: Verdict) -> None:
         self.probabilities, self.verdict = p, verdict

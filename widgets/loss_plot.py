@@ -71,6 +71,7 @@ class LossPlot(QWidget):
                 axis = plot.getAxis(side)
                 axis.setPen(pg.mkPen(AXIS_COLOUR))
                 axis.setTextPen(pg.mkPen(AXIS_COLOUR))
+                axis.enableAutoSIPrefix(False)  # losses below 1 read 0.2, 0.4, not "loss (x0.001)" with 200, 400
                 # grid on major ticks only: minor grid lines made each repaint ~4x slower while training
                 axis.setStyle(maxTickLevel=0)
             plot.setLabel("left", label, color=AXIS_COLOUR)

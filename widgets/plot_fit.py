@@ -21,7 +21,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QBoxLayout, QVBoxLayout, QWidget
 
-from widgets.plain_text import plain_label
+from widgets.plain_text import help_line
 
 MIN_SIZE = (200, 150)  # px: below this a plot is squashed
 TITLE_POINTS = 10
@@ -126,16 +126,12 @@ class FitPlot(pg.PlotWidget):
 
 
 class PlotPanel(QWidget):
-    """A plot with a short "how to read it" line under it (grey, wrapped to the plot's width)."""
+    """A plot (or any view, e.g. the 3-D surface) with a short "how to read it" line under it (``help_line``)."""
 
-    def __init__(self, plot: pg.PlotWidget, help_text: str, parent: QWidget | None = None) -> None:
+    def __init__(self, plot: QWidget, help_text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = plot
-        self.help_label = plain_label(help_text, word_wrap=True)
-        self.help_label.setStyleSheet("color: #555")
-        font = self.help_label.font()
-        font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
-        self.help_label.setFont(font)
+        self.help_label = help_line(help_text)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)

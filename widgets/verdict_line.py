@@ -70,6 +70,10 @@ class VerdictLine(QLabel):
     def full_text(self) -> str:
         return self._full
 
+    def details(self) -> str:
+        """The longer story given with the verdict (its tooltip, after the whole verdict when that is cut)."""
+        return self._details
+
     def tone(self) -> str:
         return self._tone
 

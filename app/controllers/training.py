@@ -5,7 +5,9 @@ arrive already merged to the screen's pace (``app.coalescer``), or one per step 
 paced slowly, so each one goes straight to the page and the session. A network put into the
 session by someone else (a weight file) replaces the one being trained: that run is stopped and
 forgotten, and the panel shows the file's architecture. Start on a network that was opened or
-trained asks whether to continue training it (a fine-tune, same network object) or to start anew.
+trained asks whether to continue training it (a fine-tune, same network object) or to start anew;
+while it is continued, the panel shows the architecture being trained, read-only, whichever it is,
+and the test accuracy measured before the run is cleared (the next epoch's end measures it again).
 
 Every label says what is true now: the network label follows running / paused (with the iterations
 so far) / finished, and learning-rate changes made during a run ("lr 0.001 → 0.05 at iteration
@@ -20,7 +22,7 @@ from PySide6.QtCore import QObject
 
 from app.control_panel import ControlPanel
 from app.controllers import Host
-from app.network_settings import network_shape
+from app.network_settings import network_shape, records_loss
 from app.run_controls import DEFAULT_PACE, PACES
 from app.session import Session
 from app.settings import AppSettings
@@ -29,7 +31,7 @@ from app.threads import TaskRegistry, describe_error
 from app.training_task import TrainingTask
 from engine.nn.optimizers import make_optimizer
 from engine.train.config import TrainConfig
-from engine.train.loop import Progress, TrainControl, TrainResult, iterations_per_epoch
+from engine.train.loop import Progress, TrainControl, TrainResult, counted, iterations_per_epoch
 from engine.train.runs import RunRecord
 from widgets.plain_text import line
 
@@ -52,6 +54,7 @@ class TrainingController(QObject):
         self._fresh = None  # the untrained network Reset made (Start trains a new one without asking)
         self._origin: str | None = None  # what the session's network is, when it is not fresh: a file, "run 2"
         self._run_count = 0
+        self._hyper: dict = {}  # the running loop's hyper-parameters as last sent: a change reports only what changed
         for action, slot in ((panel.action_start, self.start), (panel.action_pause, self.pause),
                              (panel.action_resume, self.resume), (panel.action_step, self.step),
                              (panel.action_step_epoch, self.step_epoch), (panel.action_stop, self.stop),
@@ -102,6 +105,8 @@ class TrainingController(QObject):
             except ValueError as exc:
                 self.host.show_error("Cannot start training", str(exc))
                 return False
+        elif not records_loss(network) and network.loss_name != config.loss:
+            network.set_loss(config.loss)  # the file did not say which loss: the panel's, as its Loss shows
         control = TrainControl(pace=self.panel.pace())
         if step == "one":
             control.step(1)
@@ -114,8 +119,8 @@ class TrainingController(QObject):
         task.succeeded.connect(lambda r, t=task: self._done(t, r))
         task.failed.connect(lambda exc, t=task: self._failed(t, exc))
         self.task, self.config, self.iteration, self.changes = task, config, 0, []
-        self.fine_tune_of = fine_tune_of
-        self.page.begin_run(iterations_per_epoch(len(dataset.x_train), run.batch_size) * run.epochs)
+        self.fine_tune_of, self._hyper = fine_tune_of, self.panel.hyperparameters()
+        self.page.begin_run(iterations_per_epoch(len(dataset.x_train), run.batch_size) * run.epochs, control.pace)
         self.page.clear_banner(BANNER_TOPIC)
         self._network, self._fresh = network, None
         self.session.set_training_state("paused" if step else "running")
@@ -124,7 +129,10 @@ class TrainingController(QObject):
             self.panel.clear_loaded_network()
             self.session.set_network(network, self.run_label(), trained=False)
         else:
+            if not self.panel.shows_loaded_network:  # this session's own network: show what trains, not the panel's
+                self.panel.show_loaded_network(network, fine_tune_of, own_run=True)
             self.session.set_network_label(self.run_label())  # the same network object trains on
+            self.session.set_test_accuracy(None)  # measured on the weights before this run: no longer theirs
         self.settings.set_train_config(config)
         self.host.show_status(f"Training {line(self.describe(), 200)} on {line(dataset.name, 80)}")
         self.tasks.start(task)
@@ -133,9 +141,10 @@ class TrainingController(QObject):
     def _ask_continue(self, network, config: TrainConfig) -> int | None:
         """CONTINUE, NEW or None (cancelled): what Start does with a network that was opened or trained."""
         what = self.session.network_label or network.describe()
+        settings = "optimizer, learning rate, batch size, epochs" + ("" if records_loss(network) else ", loss")
         text = (f"The current network is {what}.\n\n"
-                f"Continue: train this network further, keeping its weights ({network.describe()}); the optimizer, "
-                f"learning rate, batch size, epochs and seed come from the panel.\n\n"
+                f"Continue: train this network further, keeping its weights ({network.describe()}); the "
+                f"{settings} and seed come from the panel.\n\n"
                 f"New: a new network from the panel's settings ({config.describe_network()}), "
                 f"starting from random weights.")
         answer = self.host.ask_choice("Continue training or start a new network?", text,
@@ -152,6 +161,7 @@ class TrainingController(QObject):
     def resume(self) -> None:
         if self.task is not None:
             self.task.control.resume()
+            self.page.restart_speed(self.task.control.pace)  # steps made while paused say nothing of the speed
             self.session.set_training_state("running")
             self._update_label()
             self.host.show_status("Training…")
@@ -212,9 +222,9 @@ class TrainingController(QObject):
         """The network label for the run's state now: training, paused after n iterations, finished, ..."""
         state = self.session.training_state
         n = self.iteration
-        words = {"running": "training", "paused": f"paused after {n:,} iteration{'' if n == 1 else 's'}",
-                 "stopped": f"stopped after {n:,} iterations", "diverged": f"diverged after {n:,} iterations",
-                 "error": "training failed"}
+        done = counted(n, "iteration")
+        words = {"running": "training", "paused": f"paused after {done}", "stopped": f"stopped after {done}",
+                 "diverged": f"diverged after {done}", "error": "training failed"}
         return f"{self.describe()} ({words.get(state, state)})"
 
     def _update_label(self) -> None:
@@ -223,9 +233,12 @@ class TrainingController(QObject):
 
     # ----- changes while running -----
     def _hyperparameters_changed(self, values: dict) -> None:
-        if self.task is not None and values:
-            self.task.control.set_hyperparameters(**values)
-            shown = ", ".join(f"{k}={v:g}" for k, v in values.items())
+        changed = {k: v for k, v in values.items() if self._hyper.get(k) != v}
+        if self.task is not None and changed:
+            self.task.control.set_hyperparameters(**changed)
+            shown = ", ".join(f"{k} {self._hyper[k]:g} → {v:g}" if k in self._hyper else f"{k} {v:g}"
+                              for k, v in changed.items())
+            self._hyper.update(changed)
             self.host.show_status(f"From the next mini-batch: {shown}", 4000)
 
     def _optimizer_changed(self, name: str) -> None:
@@ -237,12 +250,14 @@ class TrainingController(QObject):
         known, set_all = optimizer.limits, optimizer.set
         optimizer.set = lambda **values: set_all(**{k: v for k, v in values.items() if k in known})
         self.task.control.set_optimizer(optimizer)
+        self._hyper = self.panel.hyperparameters()
         self.host.show_status(f"Switched to {name} from the next mini-batch (fresh optimizer state)", 4000)
 
     def _pace_changed(self, pace: float | None) -> None:
         self.settings.set_pace(pace)
         if self.task is not None:
             self.task.control.set_pace(pace)
+            self.page.restart_speed(pace)  # the speed shown is measured at the new pace only
             shown = dict(PACES)[pace] if pace in dict(PACES) else f"{pace:g} steps/s"
             shown = shown[:1].lower() + shown[1:]
             self.host.show_status(f"Pace: {shown}", 3000)
@@ -298,19 +313,19 @@ class TrainingController(QObject):
         if result.status == "diverged":
             message = result.message[:1].upper() + result.message[1:]
             self.page.show_banner(message, "error", BANNER_TOPIC)
-            self.host.show_status(f"Training diverged after {result.iterations:,} iterations: "
+            self.host.show_status(f"Training diverged after {counted(result.iterations, 'iteration')}: "
                                   "try a smaller learning rate")
         elif result.status == "finished":
             acc = f"; test accuracy {final.test_accuracy:.1%}" if final and final.test_accuracy is not None else ""
-            self.host.show_status(f"Finished {len(result.epochs)} epochs in {format_seconds(result.elapsed)}{acc}")
+            self.host.show_status(f"Finished {counted(len(result.epochs), 'epoch')} in "
+                                  f"{format_seconds(result.elapsed)}{acc}")
         else:
-            self.host.show_status(f"Stopped after {result.iterations:,} iterations")
+            self.host.show_status(f"Stopped after {counted(result.iterations, 'iteration')}")
         self.page.show_result(result.status, result.iterations, result.elapsed)
         self.session.weightsUpdated.emit()
         self.session.set_training_state(result.status)
         if result.status == "finished":
-            n = len(result.epochs)
-            self.session.set_network_label(f"{self.describe()} (finished, {n} epoch{'' if n == 1 else 's'})")
+            self.session.set_network_label(f"{self.describe()} (finished, {counted(len(result.epochs), 'epoch')})")
         else:
             self._update_label()
         self._record_run(result)
@@ -322,6 +337,7 @@ class TrainingController(QObject):
         self.task = None
         message = describe_error(exc)
         self.page.show_banner(f"Training stopped with an error: {message}", "error", BANNER_TOPIC)
+        self.page.show_result("training failed", self.iteration)
         self.host.show_status(f"Training failed: {message}")
         self.session.set_training_state("error")
         self._update_label()

@@ -58,6 +58,7 @@ class ComparePlot(QWidget):
                 axis = plot.getAxis(side)
                 axis.setPen(pg.mkPen(AXIS_COLOUR))
                 axis.setTextPen(pg.mkPen(AXIS_COLOUR))
+                axis.enableAutoSIPrefix(False)  # losses below 1 read 0.2, 0.4, not "loss (x0.001)" with 200, 400
             plot.getAxis("left").setWidth(AXIS_WIDTH)
             plot.setLabel("left", label, color=AXIS_COLOUR)
             plot.setMenuEnabled(False)

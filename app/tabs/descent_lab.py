@@ -7,7 +7,7 @@ shows exactly the engine's numbers (the book's 1174 iterations, loss 1.35000079)
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -22,6 +22,7 @@ from app.tabs.descent_plots import DescentPlots
 from engine.labs.descent import EXAMPLES, DescentResult, line_descent, line_learning_rates
 from widgets.compact_combo import compact_combo_box
 from widgets.lab_controls import LogSlider, fmt, value_label
+from widgets.plain_text import plain_tooltip
 
 
 class DescentLabError(ValueError):
@@ -32,6 +33,27 @@ MAX_STEPS = 20_000  # "too small" η may need this many before the rounded loss 
 DIVERGE_STEPS = 400  # how much of a diverging run to show
 LR_RANGE = (1e-4, 0.05)
 COLUMN_WIDTH = 340  # px: the controls' column; the plots take the rest
+CUSTOM = "custom"  # the example list's entry for points the learner added, moved or removed
+MIN_POINTS = 2  # a line needs two points
+
+
+def short_number(value: float) -> str:
+    """A weight as the book prints it: rounded to 8 decimals, trailing zeros dropped (0.0499746)."""
+    return repr(round(float(value), 8)) if abs(value) < 1e15 else f"{value:.4e}"
+
+
+def describe_run(path: DescentResult, start, lr: float) -> str:
+    """Where the whole run ends, in the words of the book's note: true for the points and η it was computed for."""
+    head = f"From (w₁, w₀) = ({start[0]:g}, {start[1]:g}) with η = {lr:.3g}"
+    w = path.w
+    if path.status == "converged":
+        return (f"{head} the loss stops falling at iteration {path.stop_iteration}: E = {fmt(path.loss)} "
+                f"at (w₁, w₀) ≈ ({short_number(w[0])}, {short_number(w[1])}).")
+    if path.status == "diverged":
+        return (f"{head} the loss rises: each step overshoots the valley further than the last, "
+                f"and after {len(path.losses) - 1:,} steps E = {fmt(path.loss, 2)}.")
+    return (f"{head} the loss is still falling after {len(path.losses) - 1:,} steps: E = {fmt(path.loss)} "
+            f"at (w₁, w₀) ≈ ({short_number(w[0])}, {short_number(w[1])}).")
 
 
 class DescentLab(QWidget):
@@ -46,6 +68,8 @@ class DescentLab(QWidget):
         self._xs = np.array(self._example.xs)
         self._ts = np.array(self._example.ts)
         self._lr = self._example.lr
+        self._custom: tuple[np.ndarray, np.ndarray] | None = None  # the learner's points, once edited
+        self._edited = False  # the points shown are the learner's, not the example's
         self._path: DescentResult | None = None
         self._shown = 0
         self._timer = QTimer(self)
@@ -60,14 +84,17 @@ class DescentLab(QWidget):
         self.example_box = compact_combo_box()
         for key, ex in EXAMPLES.items():
             self.example_box.addItem(ex.title, key)
-        self.example_box.setToolTip("Points to fit: the book's four, or smaller cases that show one idea each")
+        self.example_box.setToolTip("Points to fit: the book's four, smaller cases that show one idea each, "
+                                    "or your own (click the plot to add a point)")
         self.example_box.currentIndexChanged.connect(lambda _: self.set_example(self.example_box.currentData()))
         self.note_label = QLabel()
         self.note_label.setWordWrap(True)
+        self.note_label.setToolTip("Where the whole run ends for the points and η shown")
 
         self.plots = DescentPlots()
         self.plots.pointAdded.connect(self.add_point)
         self.plots.points.pointDropped.connect(lambda i, x, y: self.move_point(i, x, y))
+        self.plots.pointRemoved.connect(self._on_remove_asked)
         # the plots' parts, by the names the tests and the help use
         self.points_plot, self.points, self.model_line = self.plots.points_plot, self.plots.points, self.plots.model_line
         self.curve_plot, self.history_plot = self.plots.curve_plot, self.plots.history_plot
@@ -152,20 +179,28 @@ class DescentLab(QWidget):
         return self._shown >= len(self._path.losses) - 1
 
     def set_example(self, key: str) -> None:
+        """One of ``EXAMPLES``, or ``"custom"``: the points last added, moved or removed (once there are some)."""
+        if key == CUSTOM and self._custom is not None:
+            self._xs, self._ts = (a.copy() for a in self._custom)
+            self._edited = True
+            self._select_in_list(CUSTOM)
+            self._set_marks(*line_learning_rates(self._xs))
+            self._restart()
+            return
         if key not in EXAMPLES:
             raise DescentLabError(f"unknown example {key!r}; choose one of {', '.join(EXAMPLES)}")
         self._example = EXAMPLES[key]
-        index = self.example_box.findData(key)
-        if index != self.example_box.currentIndex():
-            self.example_box.blockSignals(True)
-            self.example_box.setCurrentIndex(index)
-            self.example_box.blockSignals(False)
-        self.note_label.setText(self._example.note)
+        self._edited = False
+        self._select_in_list(key)
         self._xs = np.array(self._example.xs, float)
         self._ts = np.array(self._example.ts, float)
         ex = self._example
         self._set_marks(ex.too_small, ex.lr, ex.too_large)
         self._restart()
+
+    def example(self) -> str:
+        """The example shown: a key of ``EXAMPLES``, or ``"custom"`` for the learner's own points."""
+        return CUSTOM if self._edited else next(k for k, ex in EXAMPLES.items() if ex is self._example)
 
     def set_learning_rate(self, lr: float) -> None:
         lr = float(lr)
@@ -189,6 +224,15 @@ class DescentLab(QWidget):
             raise DescentLabError(f"no point {index}: there are {len(self._xs)}")
         x, t = self._checked_point(x, t)
         self._xs[index], self._ts[index] = x, t
+        self._points_edited()
+
+    def remove_point(self, index: int) -> None:
+        if not 0 <= index < len(self._xs):
+            raise DescentLabError(f"no point {index}: there are {len(self._xs)}")
+        if len(self._xs) <= MIN_POINTS:
+            raise DescentLabError(f"a line needs at least {MIN_POINTS} points: add one before removing this")
+        self._xs = np.delete(self._xs, index)
+        self._ts = np.delete(self._ts, index)
         self._points_edited()
 
     def step(self, n: int = 1) -> None:
@@ -244,8 +288,36 @@ class DescentLab(QWidget):
         self.lr_slider.setValue(good)
         self.lr_slider.blockSignals(False)
 
+    def _select_in_list(self, key: str) -> None:
+        index = self.example_box.findData(key)
+        if index != self.example_box.currentIndex():
+            self.example_box.blockSignals(True)
+            self.example_box.setCurrentIndex(index)
+            self.example_box.blockSignals(False)
+
+    def _on_remove_asked(self, index: int) -> None:
+        """A right-click on a point: the last two stay, and the status line says why."""
+        if len(self._xs) <= MIN_POINTS:
+            self.status_label.setText(f"A line needs at least {MIN_POINTS} points: add one before removing this one.")
+            return
+        self.remove_point(index)
+
     def _points_edited(self) -> None:
-        """New points change the valley's steepness, so the marked rates follow it (η = good)."""
+        """The learner's points, listed as "Your points (n)"; the marked rates follow the valley's steepness."""
+        self._edited = True
+        self._custom = (self._xs.copy(), self._ts.copy())
+        n = len(self._xs)
+        text = f"Your points ({n})"
+        shown = ", ".join(f"({x:g}, {t:g})" for x, t in zip(self._xs, self._ts))
+        tooltip = plain_tooltip(f"The points you added, moved or removed, starting from "
+                                f"{self._example.title}: {shown}")
+        index = self.example_box.findData(CUSTOM)
+        if index < 0:
+            self.example_box.addItem(text, CUSTOM)
+            index = self.example_box.count() - 1
+        self.example_box.setItemText(index, text)
+        self.example_box.setItemData(index, tooltip, Qt.ItemDataRole.ToolTipRole)
+        self._select_in_list(CUSTOM)
         too_small, good, too_large = line_learning_rates(self._xs)
         self._set_marks(too_small, good, too_large)
         self._restart()
@@ -263,6 +335,15 @@ class DescentLab(QWidget):
         self._shown = 0
         self._refresh_points()
         self._show_step()
+        self.note_label.setText(self._note())
+
+    def _note(self) -> str:
+        """The example's own note while it describes what is shown (its points, its η); else the run computed now."""
+        ex = self._example
+        summary = describe_run(self._path, ex.start, self._lr)
+        if self._edited:
+            return f"Your {len(self._xs)} points. {summary}"
+        return ex.note if self._lr == ex.lr else summary
 
     def _status_text(self) -> str:
         p = self._path

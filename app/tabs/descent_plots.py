@@ -18,7 +18,7 @@ from widgets.plot_fit import PlotPanel, clip_polyline
 
 STEP_COLOUR = PALETTE[3]
 LINE_COLOUR = PALETTE[0]
-POINTS_HELP = "Dashed: each point's error t − y. Click to add a point, drag one to move it."
+POINTS_HELP = "Dashed: each point's error t − y. Click: add a point; drag: move it; right-click: remove it."
 CURVE_HELP = "Each step moves w₁ against the green slope, by η × slope: downhill, less as the valley flattens."
 HISTORY_HELP = "Falling to a floor: a good η. Barely falling: too small. Rising: too large."
 RECENT_STEPS = 40  # steps drawn on the loss curve: the last few dozen show the pattern; more smear into a band
@@ -28,6 +28,7 @@ class DescentPlots(QWidget):
     """Points and model line | loss over w₁ above, the loss per step below, each with a help line."""
 
     pointAdded = Signal(float, float)  # a click on empty space in the points plot (data coordinates)
+    pointRemoved = Signal(int)  # a right-click on a point: its index
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,7 +38,8 @@ class DescentPlots(QWidget):
 
         self.points_plot = make_plot("Points and the line y = w₁x + w₀", "x", "t", tooltip=(
             "The points to fit (orange), the model line at the step shown (blue) and each point's error "
-            "t − y (dashed). Click empty space to add a point; drag a point to move it."))
+            "t − y (dashed). Click empty space to add a point; drag a point to move it; right-click a point "
+            "to remove it."))
         self.points_plot.setMouseEnabled(x=False, y=False)
         self.points_plot.hideButtons()
         self.residuals = pg.PlotDataItem(pen=pg.mkPen("#999", width=1, style=Qt.PenStyle.DashLine), connect="pairs")
@@ -142,12 +144,18 @@ class DescentPlots(QWidget):
         self.points.setData(xs, ts)
 
     def _on_plot_clicked(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or ev.isAccepted():
+        """Left click on empty space: add a point there; right click on a point: remove it."""
+        if ev.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) or ev.isAccepted():
             return
         vb = self.points_plot.getPlotItem().vb
         if not vb.sceneBoundingRect().contains(ev.scenePos()):
             return
-        view = vb.mapSceneToView(ev.scenePos())
-        if self.points.index_at(self.points.mapFromScene(ev.scenePos())) is not None:
+        index = self.points.index_at(self.points.mapFromScene(ev.scenePos()))
+        if ev.button() == Qt.MouseButton.RightButton:
+            if index is not None:
+                self.pointRemoved.emit(index)
             return
+        if index is not None:
+            return
+        view = vb.mapSceneToView(ev.scenePos())
         self.pointAdded.emit(view.x(), view.y())

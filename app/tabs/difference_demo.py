@@ -6,6 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -43,6 +44,7 @@ class DifferenceDemo(QGroupBox):
         super().__init__("Central vs forward difference", parent)
         self.differences: dict = {}  # x -> (central, forward) for the chosen h
         self.h_box = compact_combo_box()
+        self.h_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # short items: show them whole
         for h in STEP_SIZES:
             self.h_box.addItem(f"h = {h:g}" + ("  (the book)" if h == 1e-4 else ""), h)
         self.h_box.setToolTip("The step h in the difference quotients: too large misses the curve, "

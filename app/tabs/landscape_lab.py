@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.landscape_text import MAP_HELP, SURFACE_TOOLTIP, VIEW_3D_HELP, surface_description
 from app.threads import describe_error
 from engine import registry
 from engine.labs.landscape import (
@@ -37,9 +39,8 @@ from engine.labs.landscape import (
     get_surface,
     surface_grid,
 )
-from widgets.compact_combo import compact_combo_box
 from widgets.lab_controls import LogSlider, fmt, make_plot, value_label
-from widgets.plain_text import plain_label
+from widgets.plain_text import plain_label, plain_tooltip
 from widgets.plot_fit import PlotPanel, clip_polyline
 from widgets.surface_3d import Surface3D, opengl_available
 
@@ -52,13 +53,6 @@ CONTOURS = 12
 SCALE_RANGE = (0.05, 20.0)
 HEAT_MAP = pg.colormap.get("viridis")
 COLUMN_WIDTH = 340  # px: the controls and the colour key; the map takes the rest
-MAP_HELP = "Dark is low. Paths cross the contour lines downhill; a path that overshoots zigzags across the valley."
-
-
-def paths_for(surface: Surface, start: np.ndarray, steps: int, lr_scale: float,
-              names=LANDSCAPE_OPTIMIZERS) -> dict[str, OptimizerPath]:
-    """The optimizers' paths for one request (a plain function: it also runs on background threads)."""
-    return compare_optimizers(surface, start, steps, lr_scale, names=names)
 
 
 def contour_levels(z: np.ndarray, n: int = CONTOURS) -> np.ndarray:
@@ -92,11 +86,14 @@ class LandscapeLab(QWidget):
 
     # ----- layout -----
     def _build(self) -> None:
-        self.surface_box = compact_combo_box()
+        self.surface_box = QComboBox()  # as wide as its longest title: the titles are short and must show whole
+        self.surface_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for key, surface in SURFACES.items():
             self.surface_box.addItem(surface.title, key)
+            self.surface_box.setItemData(self.surface_box.count() - 1, plain_tooltip(surface_description(surface)),
+                                         Qt.ItemDataRole.ToolTipRole)
         self.surface_box.currentIndexChanged.connect(lambda _: self.set_surface(self.surface_box.currentData()))
-        self.surface_box.setToolTip("The function the optimizers descend: a real neuron's loss, or a classic test surface")
+        self.surface_box.setToolTip(SURFACE_TOOLTIP)
         self.formula_label = QLabel()
         self.formula_label.setWordWrap(True)
 
@@ -194,14 +191,15 @@ class LandscapeLab(QWidget):
         layout = QHBoxLayout(self)
         layout.addWidget(holder)
         self.view3d = Surface3D() if opengl_available() else None  # 2-D map only where OpenGL does not work
+        self.views: QTabWidget | None = None  # the Map and 3-D tabs, where there is a 3-D view
         map_panel = PlotPanel(self.plot, MAP_HELP)
         if self.view3d is None:
             layout.addWidget(map_panel, 1)
         else:
-            views = QTabWidget()
+            views = self.views = QTabWidget()
             views.setToolTip("The map from above, or the same surface in 3-D")
             views.addTab(map_panel, "Map")
-            views.addTab(self.view3d, "3-D")
+            views.addTab(PlotPanel(self.view3d, VIEW_3D_HELP), "3-D")
             layout.addWidget(views, 1)
 
     # ----- public API -----
@@ -225,6 +223,7 @@ class LandscapeLab(QWidget):
             self.surface_box.setCurrentIndex(index)
             self.surface_box.blockSignals(False)
         self.formula_label.setText(surface.formula)
+        self.surface_box.setToolTip(plain_tooltip(f"{SURFACE_TOOLTIP}.\nNow: {surface_description(surface)}"))
         item = self.plot.getPlotItem()
         item.setLabel("bottom", surface.axis_labels[0], color="#222")
         item.setLabel("left", surface.axis_labels[1], color="#222")
@@ -259,7 +258,7 @@ class LandscapeLab(QWidget):
         request = (self._surface, self._start.copy(), self.steps_box.value(), self.lr_scale.value())
         if self._task_factory is None or request[2] <= SYNC_STEPS:
             self._pending = None
-            self._show_paths(paths_for(*request))
+            self._show_paths(compare_optimizers(*request))
         else:
             self._pending = (self._generation, request)
             if self._paths and not self._shown_from(request):  # old paths from elsewhere would mislead
@@ -293,7 +292,7 @@ class LandscapeLab(QWidget):
             for name in LANDSCAPE_OPTIMIZERS:  # one optimizer at a time, so a closing window need not wait long
                 if ctx.cancelled.is_set():
                     return None
-                paths.update(paths_for(*request, names=(name,)))
+                paths.update(compare_optimizers(*request, names=(name,)))
             return paths
 
         task = self._task = self._task_factory(work, "loss landscape paths")

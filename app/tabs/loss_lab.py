@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,7 +30,6 @@ from engine.nn.functions import (
     step_function,
     sum_squared_error,
 )
-from widgets.compact_combo import compact_combo_box
 from widgets.lab_controls import PALETTE, make_plot, value_label
 from widgets.plot_fit import PlotPanel, PlotRow
 
@@ -112,7 +112,8 @@ class LossLab(QWidget):
 
     # ----- layout -----
     def _build(self) -> None:
-        self.example_box = compact_combo_box()
+        self.example_box = QComboBox()  # as wide as its longest item, so "Live: the canvas's …" shows whole
+        self.example_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for key, (title, _, _) in BOOK_EXAMPLES.items():
             self.example_box.addItem(title, key)
         self.example_box.addItem("Live: the canvas's current prediction", LIVE)

@@ -3,7 +3,9 @@
 The network being trained (session.network) and any weight files opened here (session.models)
 classify the same preprocessed 28×28 drawing, so a person sees at a glance where, say, the book's
 MLP and their own network disagree. Files are opened by the window's weight-file controller, the
-same way as File ▸ Open, only as an extra model.
+same way as File ▸ Open, only as an extra model. The verdict above the bars checks the drawing against
+real digits first, as the canvas's verdict does (``app.predictor``): a scribble is "not like a digit"
+whatever the models answer; and a network not trained yet is named as such, not counted as an opinion.
 """
 from __future__ import annotations
 
@@ -13,15 +15,19 @@ import numpy as np
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
 from app.controllers.weightfiles import WeightFileController
+from app.predictor import check_details, check_drawing, is_digit_classes, not_a_digit_text
 from app.session import Session
 from widgets.digit_image import DigitImage
-from widgets.fitted_label import FittedLabel
 from widgets.plain_text import help_line, line, plain_tooltip
 from widgets.probability_bars import ProbabilityBars, percent_text
+from widgets.verdict_line import VerdictLine
 
 BARS_HELP = ("One row per digit, one bar per model in its colour: how likely each model thinks the drawing is "
              "that digit. The number is the highest of the models' values.")
 NO_DRAWING = "Draw a digit on the canvas at the right; every open model will read it."
+NO_MODEL = "No model yet: train one on the Train page or open a weight file."
+VERDICT_TIP = "What the models answer, and whether they agree."
+STATUS_TIP = "What happened to the last weight file opened here."
 
 
 class ModelsPage(QWidget):
@@ -47,9 +53,12 @@ class ModelsPage(QWidget):
         self.digit.setToolTip("The drawing as the models get it: 28×28 pixels, centred like MNIST's digits.")
         self.bars = ProbabilityBars()
         self.bars.setToolTip(BARS_HELP)
-        # fixed heights: a longer verdict or file summary never moves the bars or the buttons
-        self.verdict = FittedLabel(2, NO_DRAWING, "What the models answer, and whether they agree.")
-        self.status = FittedLabel(3, tooltip="What happened to the last weight file opened here.")
+        # fixed heights: a longer verdict or file summary never moves the bars or the buttons; the whole story
+        # (how the drawing was checked, a file's layers and how it was read) is in their tooltips
+        self.verdict = VerdictLine(2)
+        self.verdict.set_verdict(NO_DRAWING, "quiet", VERDICT_TIP)
+        self.status = VerdictLine(3)
+        self.status.set_verdict("", "plain", STATUS_TIP)
 
         side = QVBoxLayout()
         side.addWidget(QLabel("Open models"))
@@ -73,20 +82,37 @@ class ModelsPage(QWidget):
         session.weightsUpdated.connect(self._predict)  # the network being trained learned more
         session.modelsChanged.connect(self.refresh)
         session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
-        weightfiles.modelAdded.connect(lambda name, summary: self.status.set_full_text(f"Opened {name}. {summary}"))
+        session.datasetChanged.connect(lambda _dataset: self._predict())  # digits or not: check the drawing or not
+        weightfiles.modelAdded.connect(self._model_added)
         weightfiles.loadFailed.connect(
-            lambda path, _exc: self.status.set_full_text(f"Could not open {line(Path(path).name, 80)}."))
+            lambda path, exc: self.status.set_verdict(f"Could not open {line(Path(path).name, 80)}.", "error",
+                                                      str(exc)))
         self.refresh()
+
+    def _model_added(self, name: str, summary: str) -> None:
+        """'Opened book: 784-50-100-10 MLP, sigmoid.' (the summary's first line); all of it in the tooltip."""
+        architecture = summary.strip().splitlines()[0].strip() if summary.strip() else ""
+        text = f"Opened {name}: {architecture}." if architecture else f"Opened {name}."
+        self.status.set_verdict(text, "plain", f"Opened {name}.\n{summary}")
 
     # ----- models -----
     def models(self) -> dict:
         """Display name -> Network, the trained one first."""
         out = {}
         if self.session.network is not None:
-            out[self.session.network_label or "current network"] = self.session.network
+            out[self.current_name()] = self.session.network
         for name, net in self.session.models.items():
             out[name if name not in out else f"{name} (file)"] = net
         return out
+
+    def current_name(self) -> str:
+        """The display name of the network the Train page trains."""
+        return self.session.network_label or "current network"
+
+    def untrained(self) -> set:
+        """Display names of the models that are random weights, not trained yet (their answers are guesses)."""
+        s = self.session
+        return {self.current_name()} if s.network is not None and not s.network_trained else set()
 
     def refresh(self, *_args) -> None:
         names = list(self.models())
@@ -135,28 +161,56 @@ class ModelsPage(QWidget):
         models = self.models()
         if not models:
             self.bars.set_probabilities(None, "")
-            self.verdict.set_full_text("No model yet: train one on the Train page or open a weight file.")
+            self.verdict.set_verdict(NO_MODEL, "warning", VERDICT_TIP)
             return
         if self.image is None:
             self.bars.set_series({name: None for name in models}, "")  # the verdict above says what to do
-            self.verdict.set_full_text(NO_DRAWING)
+            self.verdict.set_verdict(NO_DRAWING, "quiet", VERDICT_TIP)
             return
         preds = self.predictions()
         self.bars.set_series(preds)
-        self.verdict.set_full_text(describe_agreement(preds))
+        untrained = self.untrained()
+        agreement = describe_agreement(preds, untrained)
+        check, problem = self._check(preds, untrained)
+        if check is not None and not check.looks_like_digit:
+            self.verdict.set_verdict(f"{not_a_digit_text(check)} {agreement}", "error", check_details(check))
+            return
+        details = (f"The 'not a digit' check is off: {problem}" if problem else
+                   check_details(check) if check is not None else VERDICT_TIP)
+        trained_answers = [p for name, p in preds.items() if p is not None and name not in untrained]
+        self.verdict.set_verdict(agreement, "plain" if trained_answers else "warning", details)
+
+    def _check(self, preds: dict, untrained: set):
+        """(the drawing checked against real digits, why the check is off); (None, "") for classes that are not
+        digits. The network is 'torn' when even the surest trained model's top answer is under 50 %."""
+        dataset = self.session.dataset
+        if dataset is not None and not is_digit_classes(dataset.classes):
+            return None, ""
+        trained = [p for name, p in preds.items() if p is not None and name not in untrained]
+        surest = max(trained, key=lambda p: float(np.max(p)), default=None)
+        return check_drawing(self.image, surest)
 
 
-def describe_agreement(preds: dict) -> str:
+def describe_agreement(preds: dict, untrained=frozenset()) -> str:
     """'All 2 models say 3: …' or 'The models disagree: A says 3 (95.0 %), B says 5 (60.2 %).'
 
-    Percentages are written as the bars write them (``percent_text``), so text and bars never disagree.
+    Models named in ``untrained`` are random weights: their guesses are not counted as opinions, only
+    named as not trained yet. Percentages are written as the bars write them (``percent_text``), so text
+    and bars never disagree.
     """
-    answers = {name: (int(np.argmax(p)), float(np.max(p))) for name, p in preds.items() if p is not None}
-    if not answers:
+    readable = {name: p for name, p in preds.items() if p is not None}
+    if not readable:
         return "No model can read this image."
+    guessing = [name for name in readable if name in untrained]
+    answers = {name: (int(np.argmax(p)), float(np.max(p))) for name, p in readable.items() if name not in untrained}
+    if not answers:
+        whose = "its" if len(guessing) == 1 else "their"
+        return f"Not trained yet: {', '.join(guessing)}; {whose} answers are guesses."
     parts = ", ".join(f"{name} says {c} ({percent_text(p)})" for name, (c, p) in answers.items())
     classes = {c for c, _ in answers.values()}
     if len(classes) == 1:
         c = classes.pop()
-        return f"All {len(answers)} models say {c}: {parts}." if len(answers) > 1 else f"{parts}."
-    return f"The models disagree: {parts}."
+        text = f"All {len(answers)} models say {c}: {parts}." if len(answers) > 1 else f"{parts}."
+    else:
+        text = f"The models disagree: {parts}."
+    return text + (f" Not trained yet: {', '.join(guessing)}." if guessing else "")

@@ -15,11 +15,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from app.session import Session
+from engine.train.loop import counted
 from widgets.loss_plot import LossPlot
 from widgets.plain_text import block, help_line, line, plain_label
 from widgets.weight_grid import WeightGrid
 
 RATE_WINDOW = 3.0  # seconds of training the speed shown is measured over
+MIN_RATE_SPAN = 0.5  # seconds of training (between two reports at least) before a speed is shown at all
 BANNER_STYLES = {
     "error": "QLabel { background: #fde2e1; color: #8a1c14; border: 1px solid #e8a39d; padding: 6px; }",
     "info": "QLabel { background: #e6f0fb; color: #123e6b; border: 1px solid #a9c6e8; padding: 6px; }",
@@ -142,15 +144,20 @@ class TrainingPage(QWidget):
         self.rate_label.setText(text)
         self._history = []
         self.history_label.setText("")
-        self._recent = deque([(0.0, 0)])  # (seconds trained, iterations done) of recent reports
+        self._recent: deque[tuple[float, int]] = deque()  # (seconds trained, iterations done) of recent reports
+        self._pace: float | None = None  # steps per second the run is held to (None: as fast as possible)
 
     def show_reset(self) -> None:
         """Reset made a new network: nothing trained yet."""
         self.clear_run("New untrained network: Start (F5) trains it")
 
-    def begin_run(self, total_iterations: int) -> None:
-        """A run of ``total_iterations`` is starting: the plot's iteration axis and the bar cover all of it."""
+    def begin_run(self, total_iterations: int, pace: float | None = None) -> None:
+        """A run of ``total_iterations`` is starting: the plot's iteration axis and the bar cover all of it.
+
+        ``pace``: the steps per second it is held to (None: as fast as possible); the speed shown never exceeds it.
+        """
         self.clear_run()
+        self._pace = pace
         self.progress_bar.setRange(0, max(1, total_iterations))
         self.loss_plot.set_x_extent(total_iterations)
         self.rate_label.setText("Starting…")
@@ -165,24 +172,40 @@ class TrainingPage(QWidget):
         self.progress_bar.setValue(p.iteration)
         epochs_total = max(1, p.total_iterations // max(1, p.iterations_per_epoch))
         rate = self._recent_rate(p.elapsed, p.iteration)
-        left = (p.total_iterations - p.iteration) / rate if rate > 0 else None
-        state = "paused" if p.paused else f"{rate:,.0f} it/s, {format_seconds(left)} left"
+        if p.paused:
+            state = "paused"
+        elif rate is None:
+            state = "measuring the speed…"
+        else:
+            state = f"{rate:,.0f} it/s, {format_seconds((p.total_iterations - p.iteration) / rate)} left"
         self.rate_label.setText(f"epoch {p.epoch}/{epochs_total} · iteration {p.iteration:,}/{p.total_iterations:,}"
                                 f" · {state}")
 
-    def _recent_rate(self, elapsed: float, iteration: int) -> float:
-        """Iterations per second over the last few seconds of training: a new pace shows within seconds."""
+    def _recent_rate(self, elapsed: float, iteration: int) -> float | None:
+        """Iterations per second over the last few seconds of training (None until there are two reports at least
+        ``MIN_RATE_SPAN`` apart): a new pace shows within seconds, and a paced run never seems faster than its pace."""
         recent = self._recent
         recent.append((elapsed, iteration))
         while len(recent) > 2 and elapsed - recent[1][0] >= RATE_WINDOW:
             recent.popleft()
         (t0, i0), (t1, i1) = recent[0], recent[-1]
-        return (i1 - i0) / (t1 - t0) if t1 > t0 and i1 > i0 else (i1 / t1 if t1 > 0 else 0.0)
+        if len(recent) < 2 or t1 - t0 < MIN_RATE_SPAN or i1 <= i0:
+            return None
+        rate = (i1 - i0) / (t1 - t0)
+        return rate if self._pace is None else min(rate, self._pace)
 
-    def show_result(self, status: str, iterations: int, elapsed: float) -> None:
+    def restart_speed(self, pace: float | None) -> None:
+        """The run's pace changed (or it resumed): measure the speed afresh from the last report on."""
+        self._pace = pace
+        last = self._recent[-1] if self._recent else None
+        self._recent = deque([] if last is None else [last])
+
+    def show_result(self, status: str, iterations: int, elapsed: float | None = None) -> None:
         """How the run ended: "finished after 400 iterations in 0:13" (the same count the plot and banner use)."""
-        self.rate_label.setText(f"{status} after {iterations:,} iteration{'' if iterations == 1 else 's'} "
-                                f"in {format_seconds(elapsed)}")
+        took = "" if elapsed is None else f" in {format_seconds(elapsed)}"
+        self.rate_label.setText(f"{status} after {counted(iterations, 'iteration')}{took}")
+        if not self._history:
+            self.history_label.setText("No setting changed during this run")  # it has ended: no "yet"
 
     def add_change(self, iteration: int, text: str) -> None:
         """A setting changed during the run (e.g. "lr 0.001 → 0.05" from ``iteration`` on): a marker and a line."""

@@ -98,7 +98,7 @@ SURFACES: dict[str, Surface] = {
             axis_labels=("w", "b"),
         ),
         Surface(
-            "bowl", "Elongated bowl (the book's optimizer comparison)", "f(x, y) = x²/20 + y²",
+            "bowl", "Elongated bowl (the book's)", "f(x, y) = x²/20 + y²",
             _bowl_value, _bowl_gradient, (-10.0, 10.0), (-5.0, 5.0), (-7.0, 2.0), (0.0, 0.0),
             {"sgd": 0.95, "momentum": 0.1, "adagrad": 1.5, "rmsprop": 0.1, "adam": 0.3}, steps=30,
         ),

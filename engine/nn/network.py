@@ -77,6 +77,12 @@ class Network:
                 for key in layer.params:
                     self._names.append((f"{key}{index}", layer, key))
 
+    def set_loss(self, loss: str) -> None:
+        """Minimise ``loss`` from now on (a book-style weight file does not say which loss it was trained with)."""
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+        self.loss_name, self.loss_layer = loss, LOSSES[loss]()
+
     # ----- parameters -----
     @property
     def params(self) -> dict[str, np.ndarray]:

@@ -21,11 +21,11 @@ import numpy as np
 from engine.nn.network import Network
 from engine.nn.optimizers import Optimizer
 from engine.train.control import TrainControl
-from engine.train.stepper import (EXPLODE_FACTOR, EpochMetrics, Stepper, Stopwatch, TrainSettings,
+from engine.train.stepper import (EXPLODE_FACTOR, EpochMetrics, Stepper, Stopwatch, TrainSettings, counted,
                                   iterations_per_epoch)
 
 __all__ = ["EXPLODE_FACTOR", "EpochMetrics", "Progress", "Stepper", "TrainControl", "TrainResult", "TrainSettings",
-           "iterations_per_epoch", "train"]
+           "counted", "iterations_per_epoch", "train"]
 
 
 @dataclass

@@ -143,7 +143,7 @@ DISTINGUISHERS: tuple[Callable[[dict, int], str | None], ...] = (
     _param("beta1", "β1", ("adam",)),
     _param("beta2", "β2", ("adam",)),
     lambda s, _n: _word(s.get("dataset")),
-    lambda s, _n: None if _word(s.get("fine_tune_of")) is None else f"continued {_word(s.get('fine_tune_of'))}",
+    lambda s, _n: "new network" if _word(s.get("fine_tune_of")) is None else f"continued {_word(s.get('fine_tune_of'))}",
     lambda _s, n: _iterations(n),
 )
 
@@ -161,7 +161,8 @@ def unique_titles(runs: Sequence[tuple[dict, str, int]]) -> list[str]:
             values = [distinguish(runs[i][0], runs[i][2]) for i in members]
             if len(set(values)) > 1:
                 for i, value in zip(members, values):
-                    titles[i] += SEP + (value or "—")
+                    if value:  # a run that does not say (an old file) gets nothing rather than a placeholder
+                        titles[i] += SEP + value
     seen: dict[str, int] = defaultdict(int)
     out = []
     for title in titles:

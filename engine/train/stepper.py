@@ -24,6 +24,11 @@ EXPLODE_FACTOR = 1000  # a loss this many times its first value means the run ha
 EVAL_CHUNK = 1000  # a stop request is noticed between evaluation chunks: ~0.1 s of a CNN's forward pass
 
 
+def counted(n: int, word: str) -> str:
+    """``n`` and ``word``, plural unless n is 1: "1 iteration", "4,433 iterations", "0 epochs"."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def iterations_per_epoch(n_samples: int, batch_size: int) -> int:
     """Mini-batch steps in one epoch: a short final batch is dropped, so every step has the same size.
 
@@ -177,7 +182,7 @@ class Stepper:
         """End a running run early, with status "stopped"."""
         if self.running:
             self.status = "stopped"
-            self.message = f"stopped by request after {self.iteration} iterations"
+            self.message = f"stopped by request after {counted(self.iteration, 'iteration')}"
 
     # ----- one iteration -----
     def step(self) -> None:
@@ -209,19 +214,19 @@ class Stepper:
             self.epochs.append(metrics)
         if it == self.total_iterations:
             self.status = "finished"
-            self.message = f"finished {self.epoch} epochs ({it} iterations)"
+            self.message = f"finished {counted(self.epoch, 'epoch')} ({counted(it, 'iteration')})"
 
     def _diverged(self, loss: float) -> None:
         self.network.set_params(self._snapshot)
         self.epoch_ended = False
         lr = getattr(self.optimizer, "lr", None)
-        hint = f" (learning rate {lr:g})" if lr is not None else ""
+        rate = f"The learning rate, {lr:g}," if lr is not None else "The learning rate"
         self.status = "diverged"
         self.message = (
-            f"training diverged after {self.iteration} iteration{'' if self.iteration == 1 else 's'}: the loss of "
-            f"iteration {self.iteration + 1} was {loss:.4g}"
-            f"{'' if not math.isfinite(loss) else f' ({EXPLODE_FACTOR}× its starting value)'}. The learning rate"
-            f"{hint} is probably too large; try a smaller one. The weights from the start of "
+            f"training diverged after {counted(self.iteration, 'iteration')}: the loss of "
+            f"iteration {self.iteration + 1:,} was {loss:.4g}"
+            f"{'' if not math.isfinite(loss) else f' ({EXPLODE_FACTOR}× its starting value)'}. {rate} is "
+            f"probably too large; try a smaller one. The weights from the start of "
             f"epoch {self.iteration // self.iterations_per_epoch + 1} were put back."
         )
 

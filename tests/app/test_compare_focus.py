@@ -200,3 +200,15 @@ def test_a_run_added_during_a_focus_joins_dimmed_and_a_reticked_selected_run_is_
     assert page.plot.focus() == []
     page.runs.set_checked(first, True)
     assert page.plot.focus() == [first]
+
+
+def test_small_losses_are_numbered_as_they_are_not_scaled_by_a_unit_prefix(qtbot):
+    from app.tabs.compare_plot import ComparePlot
+
+    plot = ComparePlot()
+    qtbot.addWidget(plot)
+    plot.add_overlay("run", "continued run", np.arange(1, 51), np.linspace(0.004, 0.001, 50))
+    plot.show()
+    qtbot.waitUntil(lambda: plot.redraw_count > 0, timeout=2000)
+    for axis in (plot.loss_plot.getAxis("left"), plot.accuracy_plot.getAxis("bottom")):
+        assert axis.autoSIPrefixScale == 1.0

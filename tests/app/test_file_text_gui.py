@@ -77,19 +77,19 @@ def test_html_in_a_class_name_or_metadata_is_shown_literally(qtbot, window, html
         window.weightfiles.load(html_pickle)
     label = window.draw.model_label
     assert label.textFormat() == Qt.TextFormat.PlainText
-    assert f"pickled object {HTML_MODULE}.{HTML_CLASS}" in label.text()
+    assert f"pickled object {HTML_MODULE}.{HTML_CLASS}" in label.full_text()
     models = window.page("Models")
     with qtbot.waitSignal(window.weightfiles.modelAdded, timeout=10_000):
         window.weightfiles.load(html_pickle, as_model=True)
     assert models.status.textFormat() == Qt.TextFormat.PlainText
-    assert f"{HTML_MODULE}.{HTML_CLASS}" in models.status.text()
+    assert f"{HTML_MODULE}.{HTML_CLASS}" in models.status.details()
     assert window.errors == []
     # half a megabyte of HTML in a DigitLab file's metadata: shown literally, and only its start
     path = npz_with_metadata(html_pickle.parent, "notes.npz", saved_at="<img src=y>" + "y" * 500_000)
     with qtbot.waitSignal(window.weightfiles.modelAdded, timeout=10_000):
         window.weightfiles.load(path, as_model=True)
     assert models.status.textFormat() == Qt.TextFormat.PlainText
-    assert "saved <img src=y>yyy" in models.status.text()
+    assert "saved <img src=y>yyy" in models.status.details()
     assert_every_label_is_short(window)
 
 
@@ -115,7 +115,7 @@ def test_names_from_files_and_folders_are_plain_everywhere_they_show(qtbot, wind
                                 source="/data/<i>folder</i>"))
     label = window.draw.model_label
     assert label.textFormat() == Qt.TextFormat.PlainText
-    assert "Network: <b>bold</b>\\x1b[2J" in label.text() and "<img src=details>" in label.text()
+    assert "Network: <b>bold</b>\\x1b[2J" in label.text() and "<img src=details>" in label.full_text()
     assert window.dataset_label.textFormat() == Qt.TextFormat.PlainText
     assert window.dataset_label.text().startswith("<i>folder</i>: 20 training")
     assert "&lt;i&gt;folder" in window.dataset_label.toolTip()  # a tooltip reads literally too

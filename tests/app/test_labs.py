@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
 
 from app.session import Session
-from app.tabs.descent_lab import DescentLab, DescentLabError
+from app.tabs.descent_lab import DescentLab, DescentLabError, describe_run
 from app.tabs.gradients_lab import GradientLab, cancelled_text, timing_text
 from app.tabs.labs import create_lab_tabs
 from app.tabs.landscape_lab import LandscapeLab
@@ -15,7 +15,15 @@ from app.tabs.loss_lab import LossLab, LossLabError, parse_probabilities
 from app.threads import TaskRegistry
 from engine import registry
 from engine.data.dataset import Dataset
-from engine.labs.descent import gradient_descent, least_squares_descent, squared_error, squared_error_grad
+from engine.labs.descent import (
+    EXAMPLES,
+    gradient_descent,
+    least_squares_descent,
+    line_descent,
+    line_learning_rates,
+    squared_error,
+    squared_error_grad,
+)
 from engine.labs.landscape import SURFACES
 from engine.nn.functions import cross_entropy_error
 from engine.nn.network import make_mlp
@@ -171,6 +179,83 @@ def test_clicking_adds_a_point_and_dropping_moves_one(show, qtbot):
     assert len(lab.points_data()[0]) == 5  # nothing lost
 
 
+def right_click_view(qtbot, plot, x, y):
+    """Right-click a pyqtgraph PlotWidget at data coordinates (x, y)."""
+    vb = plot.getPlotItem().vb
+    pos = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.RightButton, pos=pos)
+
+
+def expected_note(lab) -> str:
+    """What the note under the example list must say: the run for the points and η shown, computed afresh."""
+    xs, ts = lab.points_data()
+    return describe_run(line_descent(xs, ts, (1.0, 1.0), lab.learning_rate(), 20_000, 400), (1.0, 1.0),
+                        lab.learning_rate())
+
+
+def test_the_books_note_is_what_the_lab_computes():
+    book = EXAMPLES["book"]
+    assert describe_run(least_squares_descent(), book.start, book.lr) == book.note
+
+
+def test_after_adding_moving_or_removing_points_every_label_describes_the_points_shown(qtbot):
+    lab = DescentLab()
+    qtbot.addWidget(lab)
+    lab.add_point(12.0, 20.0)
+    assert lab.example_box.currentText() == "Your points (5)" and lab.example() == "custom"
+    note = lab.note_label.text()
+    assert note == "Your 5 points. " + expected_note(lab)
+    assert "η = 0.00858" in note and "iteration 654" in note and "E = 7.41994415" in note
+    assert "1174" not in note and "0.0229" not in note and "the book" not in lab.example_box.currentText()
+    lab.step(100_000)
+    assert "iteration 654" in lab.status_label.text() and lab.loss_label.text() == "7.41994415"
+
+    lab.move_point(4, 9.0, 10.0)
+    assert lab.example_box.currentText() == "Your points (5)"
+    assert lab.note_label.text() == "Your 5 points. " + expected_note(lab)
+    assert lab.learning_rate() == line_learning_rates(lab.points_data()[0])[1]
+    lab.remove_point(0)
+    assert lab.example_box.currentText() == "Your points (4)" and len(lab.points_data()[0]) == 4
+    assert lab.note_label.text() == "Your 4 points. " + expected_note(lab)
+    tip = lab.example_box.itemData(lab.example_box.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    assert "(3, 4), (5, 4), (7, 8), (9, 10)" in tip
+    lab.set_learning_rate(0.001)  # a new η for the same points: the note follows it
+    assert "η = 0.001 " in lab.note_label.text() and lab.note_label.text() == "Your 4 points. " + expected_note(lab)
+
+    lab.set_example("book")  # the book's points again: its own note, and the learner's points stay listed
+    assert lab.note_label.text() == EXAMPLES["book"].note and lab.learning_rate() == 0.0229
+    assert [lab.example_box.itemText(i) for i in range(lab.example_box.count())][-1] == "Your points (4)"
+    lab.set_learning_rate(0.001)  # the book's points at another η: no longer the book's 1174 iterations
+    assert "1174" not in lab.note_label.text() and lab.note_label.text() == expected_note(lab)
+    lab.set_learning_rate(lab.learning_rate_marks()[2])
+    assert "the loss rises" in lab.note_label.text() and lab.note_label.text() == expected_note(lab)
+    lab.example_box.setCurrentIndex(lab.example_box.findData("custom"))  # back to the learner's points
+    assert lab.points_data()[0].tolist() == [3.0, 5.0, 7.0, 9.0] and lab.example() == "custom"
+    assert lab.note_label.text() == "Your 4 points. " + expected_note(lab)
+
+    lab.set_example("two-points")  # the example's own note is true at its own η
+    assert lab.note_label.text() == EXAMPLES["two-points"].note
+    with pytest.raises(DescentLabError, match="at least 2 points"):
+        lab.remove_point(0)
+    with pytest.raises(DescentLabError, match="no point 5"):
+        lab.remove_point(5)
+    assert len(lab.points_data()[0]) == 2 and lab.example() == "two-points"
+
+
+def test_right_clicking_a_point_removes_it_but_never_the_last_two(show, qtbot):
+    lab = show(DescentLab(), 1200, 700)
+    right_click_view(qtbot, lab.points_plot, 2.0, 2.0)  # empty space: nothing to remove, nothing added
+    assert len(lab.points_data()[0]) == 4 and lab.example() == "book"
+    right_click_view(qtbot, lab.points_plot, 5.0, 4.0)
+    xs, ts = lab.points_data()
+    assert xs.tolist() == [1.0, 3.0, 7.0] and ts.tolist() == [1.0, 4.0, 8.0]
+    assert lab.example_box.currentText() == "Your points (3)" and "Your 3 points." in lab.note_label.text()
+    right_click_view(qtbot, lab.points_plot, 7.0, 8.0)
+    assert len(lab.points_data()[0]) == 2
+    right_click_view(qtbot, lab.points_plot, 1.0, 1.0)
+    assert len(lab.points_data()[0]) == 2 and "at least 2 points" in lab.status_label.text()
+
+
 # ----- the loss landscape -----
 def test_landscape_opens_on_the_neuron_and_all_optimizers_descend_the_bowl(qtbot):
     lab = LandscapeLab()
@@ -247,6 +332,20 @@ def test_long_landscape_runs_are_computed_off_the_gui_thread_and_only_the_newest
     qtbot.waitUntil(lambda: not lab.is_computing(), timeout=10_000)
     assert len(threads) == 10 and threading.get_ident() not in threads  # 1000 then 3000 steps × 5 optimizers
     assert "30 steps" not in lab.key_labels["sgd"].text() and "3000 steps" in lab.key_labels["sgd"].text()
+
+
+def test_each_surface_in_the_list_has_its_whole_description_as_a_tooltip(qtbot):
+    lab = LandscapeLab()
+    qtbot.addWidget(lab)
+    box = lab.surface_box
+    assert [box.itemData(i) for i in range(box.count())] == list(SURFACES)
+    for i, surface in enumerate(SURFACES.values()):
+        tip = box.itemData(i, Qt.ItemDataRole.ToolTipRole)
+        assert box.itemText(i) == surface.title and tip.startswith(f"{surface.title}: {surface.formula}.")
+    bowl = box.itemData(box.findData("bowl"), Qt.ItemDataRole.ToolTipRole)
+    assert "the book's optimizer comparison (chapter 6, ch06)" in bowl and "x²/20 + y²" in bowl
+    lab.set_surface("rosenbrock")  # the closed list's tooltip names the surface shown
+    assert "Now: Rosenbrock's banana valley: f(x, y) = (1 − x)² + 100(y − x²)²." in box.toolTip()
 
 
 @pytest.mark.parametrize("key", ["saddle", "rosenbrock"])

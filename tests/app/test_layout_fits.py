@@ -11,6 +11,7 @@ screen) and every page, the labs included, is brought to the front in turn. On e
   Widgets inside a scroll area's viewport are the scrolled contents and may extend past it;
 - no text is cut: a label or button is at least as wide and tall as its text needs (a wrapping
   label as tall as its text needs at its width);
+- in the labs, every item of a list (combo box) shows whole: the box is as wide as its longest item needs;
 - the page needs no horizontal scroll bar (its width fits the window). A page may scroll
   vertically at 1280×720 — a page taller than 600 px is still readable — but the labs, built for
   this size, must not, and at 1920×1080 no page scrolls at all.
@@ -19,10 +20,19 @@ The pages are checked as the window opens and again with a dataset and a trained
 is also checked alone, in a scroll area the size the Labs page gets at a 1280×720 screen with a
 window frame (1240×560) and at a 2560×1440 one, in the states that stretch its plots most (a
 diverging descent, a point far away, typed probabilities above 1, paths leaving the map).
+
+Where a real X server with OpenGL is at hand (Xvfb and Mesa), the loss landscape's 3-D tab is checked
+too, in a window opened on a 1280×720 and a 1920×1080 screen: its help line shows, nothing is cut,
+and every surface is drawn whole inside the view, with a margin of background all round.
 """
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pyqtgraph as pg
 import pytest
@@ -31,8 +41,11 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractScrollArea,
     QApplication,
+    QComboBox,
     QLabel,
     QScrollArea,
+    QStyle,
+    QStyleOptionComboBox,
     QWidget,
 )
 
@@ -165,6 +178,25 @@ def no_text_cut(page: QWidget) -> list[str]:
     return problems
 
 
+def combo_items_show_whole(page: QWidget) -> list[str]:
+    """Each item of each visible combo box fits the box's text field (the style draws the text there, cut at its edge)."""
+    problems = []
+    for combo in page.findChildren(QComboBox):
+        if not combo.isVisible():
+            continue
+        option = QStyleOptionComboBox()
+        combo.initStyleOption(option)
+        field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                             QStyle.SubControl.SC_ComboBoxEditField, combo)
+        for i in range(combo.count()):
+            text = combo.itemText(i)
+            need = combo.fontMetrics().horizontalAdvance(text) + 2  # the label keeps 1 px each side
+            if need > field.width() + SLACK:
+                problems.append(f"{path(combo, page)}: its item {text!r} needs {need} px, "
+                                f"its text field is {field.width()} px wide")
+    return problems
+
+
 def scrolling(page: QWidget) -> tuple[bool, bool]:
     """(needs a horizontal scroll bar, needs a vertical one) for a page inside the window's scroll area."""
     area = scroll_area_of(page)
@@ -181,6 +213,8 @@ def check_page(w: MainWindow, title: str) -> list[str]:
     assert page.isVisible(), f"{title} is not shown by show_page"
     problems = (plots_show_all_their_data(page) + plots_have_room(page) + nothing_cut_by_its_parent(page)
                 + no_text_cut(page))
+    if title in LABS:
+        problems += combo_items_show_whole(page)
     horizontal, vertical = scrolling(page)
     if horizontal:
         problems.append(f"needs a horizontal scroll bar: {page.width()} px wide in a "
@@ -302,8 +336,85 @@ def test_each_lab_fits_from_the_smallest_page_to_the_largest(qtbot, tasks, title
             qtbot.waitUntil(lambda: not page.is_computing(), timeout=30_000)
         settle()
         problems = (plots_show_all_their_data(page) + plots_have_room(page) + nothing_cut_by_its_parent(page)
-                    + no_text_cut(page))
+                    + no_text_cut(page) + combo_items_show_whole(page))
         horizontal, vertical = scrolling(page)
         if horizontal or vertical:
             problems.append(f"needs scrolling: {page.width()}×{page.height()} px in {size[0]}×{size[1]}")
         assert not problems, f"{title} ({state}) at {size[0]}×{size[1]}:\n  " + "\n  ".join(problems)
+
+
+# ----- the 3-D view, where OpenGL works: on a real (virtual) X server -----
+THREE_D_SCRIPT = """
+import importlib.util, sys, time
+from PySide6.QtWidgets import QApplication
+spec = importlib.util.spec_from_file_location("layout_checks", sys.argv[1])
+checks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(checks)
+app = QApplication([])
+from app.main_window import MainWindow
+from engine.labs.landscape import SURFACES
+
+w = MainWindow(load_dataset_on_start=False)
+w.show_error = lambda title, text: None
+w.show()
+checks.settle()
+w.show_page("Loss landscape")
+lab = w.page("Loss landscape")
+assert lab.view3d is not None, "OpenGL works here, so the 3-D view should be there"
+lab.views.setCurrentIndex(1)
+screen = app.primaryScreen().size()
+print(f"window {w.width()}x{w.height()} on a {screen.width()}x{screen.height()} screen")
+for key in SURFACES:
+    lab.set_surface(key)
+    while lab.is_computing():  # long runs arrive from a background task
+        app.processEvents()
+        time.sleep(0.005)
+    for _ in range(10):
+        app.processEvents()
+    problems = checks.nothing_cut_by_its_parent(lab) + checks.no_text_cut(lab) + checks.combo_items_show_whole(lab)
+    if any(checks.scrolling(lab)):
+        problems.append(f"needs scrolling: {lab.width()}x{lab.height()}")
+    view = lab.view3d.view
+    panel = lab.view3d.parentWidget()
+    help_label = panel.help_label
+    if not (help_label.isVisible() and help_label.text().startswith("Drag to turn the surface")):
+        problems.append("no help line under the 3-D view")
+    if help_label.geometry().top() < lab.view3d.geometry().bottom() or not panel.rect().contains(help_label.geometry()):
+        problems.append(f"the help line at {help_label.geometry()} is not under the view {lab.view3d.geometry()}")
+    if view.height() < 300:
+        problems.append(f"the 3-D view is squashed to {view.width()}x{view.height()}")
+    image = view.grabFramebuffer()
+    width, height = image.width(), image.height()
+    white = image.pixel(0, 0)
+    drawn = [(x, y) for x in range(0, width, 4) for y in range(0, height, 4) if image.pixel(x, y) != white]
+    xs = [x for x, _ in drawn]
+    ys = [y for _, y in drawn]
+    margin = 4  # px of background the picture keeps from every edge
+    if not drawn or min(xs) < margin or min(ys) < margin or max(xs) >= width - margin or max(ys) >= height - margin:
+        problems.append(f"{key}: the surface is cut at the view's edge: drawn over x {min(xs, default=0)}…"
+                        f"{max(xs, default=0)}, y {min(ys, default=0)}…{max(ys, default=0)} of {width}x{height}")
+    elif max(xs) - min(xs) < 0.6 * width and max(ys) - min(ys) < 0.6 * height:
+        problems.append(f"{key}: the surface fills too little of the view: {max(xs) - min(xs)}x{max(ys) - min(ys)} "
+                        f"of {width}x{height}")
+    if problems:
+        print(f"{key}: " + "; ".join(problems))
+        w.close()
+        sys.exit(1)
+w.close()
+print("3-D fits")
+"""
+
+
+@pytest.mark.parametrize("screen", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_3d_view_fits_under_a_real_x_server(screen):
+    pytest.importorskip("OpenGL", reason="PyOpenGL (the 3d extra) is not installed")
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed (Debian package xvfb): no X server to try OpenGL on")
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    first = 500 + os.getpid() % 400  # away from :99, where every other `xvfb-run -a` starts (and races)
+    out = subprocess.run(["xvfb-run", "-a", "-n", str(first), "-s", f"-screen 0 {screen[0]}x{screen[1]}x24",
+                          sys.executable, "-c", THREE_D_SCRIPT, __file__],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=Path(__file__).resolve().parents[2])
+    if "GLX" in out.stderr and out.returncode != 0:
+        pytest.skip(f"the X server has no working OpenGL: {out.stderr.strip()[-200:]}")
+    assert out.returncode == 0 and "3-D fits" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

@@ -334,7 +334,7 @@ def test_help_has_a_guide_to_every_page_and_about_names_the_versions(qtbot):
     assert w.guide.isVisible() and not w.guide.isModal()
     for title in w.page_titles():
         assert title in text, title
-    assert "Ctrl+5" in text and "F5" in text
+    assert "Ctrl+5" in text and "F5" in text and "F1" in text and w.action_guide.shortcut().toString() == "F1"
     w.action_guide.trigger()  # a second time shows the same window, not another
     assert len(w.findChildren(QDialog)) == 1
     about = next(a for a in w.menuBar().actions() if a.text() == "&Help").menu().actions()[-1]

@@ -86,7 +86,7 @@ def test_open_weights_adds_a_model_and_close_removes_it(qtbot, panel, trained, t
     with qtbot.waitSignal(panel.session.modelsChanged, timeout=20_000):
         qtbot.mouseClick(panel.open_button, Qt.MouseButton.LeftButton)  # the window's one way of opening files
     assert list(panel.session.models) == ["book"] and panel.session.network is current  # added, not swapped in
-    assert panel.status.text().startswith("Opened book.")
+    assert panel.status.full_text() == "Opened book: 784-30-10 MLP, relu."  # the rest in its tooltip
     assert panel.weightfiles.recent_files() == []  # an extra model is not the network File ▸ Open recent reopens
     img = ds.x_test[3]
     panel.set_image(img)
@@ -125,6 +125,51 @@ def test_describe_agreement():
     assert describe_agreement({"A": a, "B": a}).startswith("All 2 models say 3")
     assert describe_agreement({"A": a, "B": b}) == "The models disagree: A says 3 (91.0 %), B says 5 (91.0 %)."
     assert describe_agreement({"A": None}) == "No model can read this image."
+
+
+def test_an_untrained_model_is_named_as_such_not_counted_as_an_opinion():
+    a = np.eye(10)[3] * 0.9 + 0.01
+    b = np.eye(10)[5] * 0.9 + 0.01
+    assert describe_agreement({"new": b, "A": a, "B": a}, untrained={"new"}) == \
+        "All 2 models say 3: A says 3 (91.0 %), B says 3 (91.0 %). Not trained yet: new."
+    assert describe_agreement({"new": b, "A": a}, untrained={"new"}) == "A says 3 (91.0 %). Not trained yet: new."
+    assert describe_agreement({"new": b}, untrained={"new"}) == "Not trained yet: new; its answers are guesses."
+
+
+def filled_square() -> np.ndarray:
+    """A 28×28 'drawing' that is all ink in its box: filled in, nothing like a digit."""
+    img = np.zeros((28, 28), dtype=np.float32)
+    img[4:24, 6:22] = 1.0
+    return img
+
+
+def test_a_drawing_that_is_not_like_a_digit_is_said_so_whatever_the_models_answer(panel, trained):
+    panel.session.add_model("copy", trained[1].copy())
+    panel.set_image(filled_square())
+    text = panel.verdict.full_text()
+    assert text.startswith("Not like a digit: strokes too thick (filled in)"), text
+    assert "mine says" in text and "copy says" in text  # the answers are still there, after the warning
+    assert panel.verdict.tone() == "error"
+    assert "MNIST" in panel.verdict.toolTip() and "1 in" in panel.verdict.toolTip()  # how rare, as on the canvas
+    panel.set_image(trained[0].x_test[0])  # a real digit: no warning
+    assert not panel.verdict.full_text().startswith("Not like a digit") and panel.verdict.tone() == "plain"
+
+
+def test_the_untrained_network_is_named_not_counted_on_the_models_page(panel, trained):
+    ds, net = trained
+    panel.session.add_model("file", net)
+    panel.session.set_network(make_mlp([784, 16, 10], seed=5), "784-16-10 relu (untrained)", trained=False)
+    img = ds.x_test[0].reshape(28, 28)
+    panel.set_image(img)
+    answer = int(np.argmax(net.predict(img)))
+    text = panel.verdict.full_text()
+    assert text.startswith(f"file says {answer} (") and text.endswith("Not trained yet: 784-16-10 relu (untrained).")
+    assert "disagree" not in text
+    panel.session.remove_model("file")
+    assert panel.verdict.full_text() == "Not trained yet: 784-16-10 relu (untrained); its answers are guesses."
+    assert panel.verdict.tone() == "warning"
+    panel.session.mark_trained()  # a training step: now it has an opinion
+    assert panel.verdict.full_text().startswith("784-16-10 relu (untrained) says")
 
 
 def test_the_verdict_writes_a_probability_exactly_as_its_bar_does(qtbot, panel, trained, monkeypatch):
@@ -166,6 +211,9 @@ def test_open_weights_and_the_bars_stay_put_whatever_the_messages_say(qtbot, pan
         with qtbot.waitSignal(panel.weightfiles.modelAdded, timeout=20_000):
             panel.weightfiles.load(path, as_model=True)
         assert panel.status.full_text().startswith("Opened") and places() == before
+        assert f"from {path}" in panel.status.details() and str(path) in panel.status.toolTip()  # the whole summary
+        if name == "a.npz":  # "Opened a: 784-30-10 MLP, relu." is read whole, not cut at "(pick…"
+            assert not panel.status.is_cut() and panel.status.text() == "Opened a: 784-30-10 MLP, relu."
     panel.set_image(trained[0].x_test[5])  # a verdict naming three models
     assert places() == before
     panel.set_image(None)

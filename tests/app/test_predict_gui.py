@@ -2,14 +2,18 @@
 import numpy as np
 import pytest
 
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
+from app.draw_panel import TONES
 from app.main_window import MainWindow
-from app.predictor import EMPTY, NOT_A_DIGIT, UNTRAINED
+from app.predictor import DRAW_BIGGER, EMPTY, NOT_A_DIGIT, UNTRAINED, UNTRAINED_NOT_A_DIGIT, not_a_digit_text
 from engine.data.dataset import FASHION_CLASSES, Dataset
+from engine.data.digit_check import FEATURES, DigitCheck, Finding
 from engine.nn.network import make_mlp
+from engine.train.config import TrainConfig
+from engine.weightfiles.save import save_weights
 from widgets.canvas import PLACEHOLDER
 
 
@@ -108,7 +112,8 @@ def test_a_blob_and_a_star_are_not_digits(qtbot, trained_window):
     star = [(0.5, 0.15), (0.7, 0.8), (0.2, 0.4), (0.8, 0.4), (0.3, 0.8), (0.5, 0.15)]
     draw_stroke(draw.canvas, star)
     assert draw.predictor.verdict.kind == "not a digit"
-    assert "unlike any MNIST training digit" in draw.verdict.full_text()
+    assert "shaped unlike a digit" in draw.verdict.full_text()
+    assert "shaped unlike any MNIST training digit: about 1 in" in draw.verdict.toolTip()  # the long story
 
 
 def test_a_digit_drawn_small_is_asked_to_be_drawn_bigger(qtbot, trained_window):
@@ -116,8 +121,42 @@ def test_a_digit_drawn_small_is_asked_to_be_drawn_bigger(qtbot, trained_window):
                (0.52, 0.57)]  # about 30 of the pad's 280 pixels: the pen's strokes are fat for its size
     draw_stroke(trained_window.draw.canvas, small_z)
     assert trained_window.draw.predictor.verdict.kind == "not a digit"
-    assert "drawn small" in trained_window.draw.verdict.full_text()
-    assert "draw it bigger" in trained_window.draw.verdict.full_text()
+    assert trained_window.draw.verdict.full_text().endswith(DRAW_BIGGER)
+    assert "It is drawn small" in trained_window.draw.verdict.toolTip()
+
+
+def scaled(strokes, factor):
+    """Strokes shrunk by ``factor`` about the pad's centre."""
+    return [[(0.5 + (x - 0.5) * factor, 0.5 + (y - 0.5) * factor) for x, y in points] for points in strokes]
+
+
+SMALL_DIGITS = {  # the reviewer's 4, 6 and 8 at 40 % of their size: only the 6 and the 8 were asked to be bigger
+    "4": [[(0.55, 0.2), (0.3, 0.6), (0.7, 0.6)], [(0.6, 0.35), (0.6, 0.82)]],
+    "6": [[(0.6, 0.2), (0.42, 0.38), (0.35, 0.6), (0.42, 0.78), (0.57, 0.78), (0.63, 0.63), (0.52, 0.52), (0.38, 0.6)]],
+    "8": [[(0.5 + 0.13 * np.sin(2 * t * np.pi / 40), 0.5 - 0.29 * np.cos(t * np.pi / 40)) for t in range(81)]],
+}
+
+
+@pytest.mark.parametrize("pen", [1.0, 1.4])
+@pytest.mark.parametrize("digit", list(SMALL_DIGITS))
+def test_every_small_digit_flagged_is_asked_to_be_drawn_bigger(qtbot, trained_window, digit, pen):
+    draw = trained_window.draw
+    draw.canvas.brush_radius *= pen  # 1.4: a broader pen, so the strokes are too thick for sure
+    for points in scaled(SMALL_DIGITS[digit], 0.4):
+        draw_stroke(draw.canvas, points)
+    verdict = draw.predictor.verdict
+    if pen > 1:
+        assert verdict.kind == "not a digit" and "strokes too thick" in verdict.text
+    if verdict.kind == "not a digit":  # the 4 (35 % of the pad) was told "filled in" while the 6 and 8 got the hint
+        assert verdict.text.endswith(DRAW_BIGGER), verdict
+        assert "filled in" not in verdict.text  # the pen made the strokes thick, not filling in
+
+
+def test_a_digit_drawn_at_full_size_is_never_asked_to_be_bigger(qtbot, trained_window):
+    draw = trained_window.draw
+    draw_stroke(draw.canvas, SCRIBBLE)  # spans 60 % of the pad: thick strokes mean filled in, not drawn small
+    assert draw.predictor.verdict.kind == "not a digit"
+    assert DRAW_BIGGER not in draw.verdict.full_text() and "filled in" in draw.verdict.full_text()
 
 
 def test_a_real_digit_reads_as_the_networks_answer(qtbot, trained_window, trained):
@@ -160,7 +199,47 @@ def test_an_untrained_network_still_says_when_the_drawing_is_not_a_digit(qtbot, 
     window.training.reset_network()
     draw_stroke(window.draw.canvas, SCRIBBLE)
     text = window.draw.verdict.full_text()
-    assert text.startswith(UNTRAINED) and "Not like a digit either: " in text
+    assert text == UNTRAINED_NOT_A_DIGIT + ": strokes too thick (filled in)." or \
+        text.startswith(UNTRAINED_NOT_A_DIGIT + ": strokes too thick (filled in), ")
+    assert not window.draw.verdict.is_cut()  # the why is read whole, not "shaped unlik…"
+    assert window.draw.verdict.toolTip().startswith(UNTRAINED)  # the longer story: what to do about it
+    assert "Not like a digit: strokes too thick (filled in)" in window.draw.verdict.toolTip()
+
+
+def every_not_a_digit_check():
+    """A DigitCheck for every pair of findings (two-digit counts), torn or not."""
+    values = {"stroke width": 5.0, "pieces": 12, "loops": 10, "shape": 9.0}
+    for first in FEATURES:
+        for second in [None, *[f for f in FEATURES if f != first]]:
+            findings = tuple(Finding(f, values[f], 4.0) for f in (first, second) if f is not None)
+            for torn in (False, True):
+                yield DigitCheck(False, findings, 4.0, torn)
+
+
+def test_every_verdict_fits_its_lines_at_1280x720(qtbot):
+    w = MainWindow(load_dataset_on_start=False)
+    qtbot.addWidget(w)
+    w.setWindowState(Qt.WindowState.WindowNoState)
+    w.resize(1280, 720)
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(10)
+    verdict = w.draw.verdict
+    assert 250 <= verdict.width() <= 340  # the drawing column's width at this screen
+    texts = [UNTRAINED, EMPTY]
+    for check in every_not_a_digit_check():
+        for small in (False, True):
+            texts.append(not_a_digit_text(check, trained=True, drawn_small=small))
+            if not check.network_unsure:  # an untrained network's answers are not asked
+                texts.append(not_a_digit_text(check, trained=False, drawn_small=small))
+    assert len(texts) > 90
+    cut = []
+    for text in texts:
+        verdict.set_verdict(text, TONES["not a digit"], "details")
+        if verdict.is_cut():
+            cut.append(text)
+    assert cut == []
+    w.close()
 
 
 def test_the_verdict_never_moves_the_bars(qtbot, trained_window):
@@ -181,6 +260,48 @@ def test_the_verdict_never_moves_the_bars(qtbot, trained_window):
     height = draw.verdict.height()
     trained_window.training.reset_network()  # the longest of all: not trained yet, and not like a digit either
     assert draw.predictor.verdict.kind == "untrained" and draw.verdict.height() == height
+
+
+def test_the_canvas_and_the_bars_keep_their_place_through_a_run_a_reset_and_a_file(qtbot, window, small_dataset,
+                                                                                  trained, tmp_path):
+    window.setWindowState(Qt.WindowState.WindowNoState)
+    window.resize(1280, 720)  # a laptop screen: the canvas is as tall as the column lets it be
+    window.datasets.use(small_dataset)
+    window.panel.set_config(TrainConfig(hidden=[20], batch_size=100, epochs=2, optimizer="adam", lr=0.001))
+    window.panel.set_pace(400)  # steps per second: each state below lasts long enough to be seen
+    draw = window.draw
+    draw_stroke(draw.canvas, SEVEN)
+
+    def place():
+        qtbot.wait(20)
+        return [(w.mapTo(window, QPoint(0, 0)), w.size()) for w in (draw.canvas, draw.bars, draw.model_label)]
+
+    places, labels = [place()], [draw.model_label.full_text()]
+
+    def seen():
+        places.append(place())
+        labels.append(draw.model_label.full_text())
+
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000):
+        assert window.training.start()
+    seen()  # "(training)", a longer name: optimizer, learning rate, batch, seed
+    with qtbot.waitSignal(window.session.epochFinished, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: window.session.test_accuracy is not None, timeout=30_000)
+    seen()  # one more line: the test accuracy
+    qtbot.waitUntil(lambda: window.session.training_state == "finished", timeout=60_000)
+    seen()
+    window.training.reset_network()
+    seen()
+    path = save_weights(trained[1], tmp_path / ("a-file-with-a-very-long-name-" + "x" * 120 + ".npz"))
+    with qtbot.waitSignal(window.session.networkChanged, timeout=20_000):
+        window.weightfiles.load(path)
+    qtbot.waitUntil(lambda: window.session.test_accuracy is not None, timeout=30_000)
+    seen()  # the file's name, how it was read, its test accuracy: four lines' worth, or more
+    assert all(p == places[0] for p in places), places
+    assert any("(training)" in t for t in labels) and any("Test accuracy" in t for t in labels)
+    assert "a-file-with-a-very-long-name" in labels[-1] and draw.model_label.is_cut()
+    assert "a-file-with-a-very-long-name-xxx" in draw.model_label.toolTip()  # all of it, in the tooltip
 
 
 def test_draw_a_digit_is_said_once(qtbot, window):

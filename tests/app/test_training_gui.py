@@ -11,6 +11,7 @@ import app.controllers.training as training_controller
 import app.training_task as training_task_module
 from app.main_window import MainWindow
 from engine.train.config import TrainConfig
+from engine.train.loop import counted
 from engine.data.dataset import Dataset
 
 
@@ -215,7 +216,46 @@ def test_divergence_is_reported_in_words(qtbot, window):
     assert "diverged. training" not in page.banner.text().lower()
     assert page.rate_label.text().startswith(f"diverged after {n} iteration")
     assert page.loss_plot.iteration_count == n
-    assert window.session.network_label.endswith(f"(diverged after {n} iterations)")
+    assert window.session.network_label.endswith(f"(diverged after {counted(n, 'iteration')})")
+    assert "The learning rate, 10, is probably too large" in page.banner.text()  # the spin box stops at 10
+    assert "(learning rate" not in page.banner.text()  # not "The learning rate (learning rate 10)"
+    assert page.history_label.text() == "No setting changed during this run"  # it ended: no "yet"
+
+
+def test_a_one_epoch_run_says_one_epoch_and_its_history_line_stays_true(qtbot, window):
+    configure(window, epochs=1)
+    with qtbot.waitSignal(window.session.runAdded, timeout=10_000):
+        window.training.start()
+        assert window.training_page.history_label.text() == "No setting changed during this run yet"
+    assert window.statusBar().currentMessage().startswith("Finished 1 epoch in ")
+    assert window.session.network_label.endswith("(finished, 1 epoch)")
+    assert window.training_page.history_label.text() == "No setting changed during this run"
+
+
+def test_a_failed_run_ends_its_progress_and_history_lines(qtbot, window, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of cheese")
+
+    monkeypatch.setattr(training_task_module, "train", broken)
+    configure(window, epochs=1)
+    window.training.start()
+    qtbot.waitUntil(lambda: window.session.training_state == "error", timeout=10_000)
+    page = window.training_page
+    assert "out of cheese" in page.banner.text()
+    assert page.rate_label.text() == "training failed after 0 iterations"
+    assert page.history_label.text() == "No setting changed during this run"
+
+
+def test_a_learning_rate_change_reports_only_what_changed(qtbot, window):
+    configure(window, optimizer="adam", lr=0.001)
+    window.training.start(step="one")
+    wait_paused(qtbot, window)
+    window.panel.lr.setValue(0.05)
+    assert window.statusBar().currentMessage() == "From the next mini-batch: lr 0.001 → 0.05"
+    window.panel.beta1.setValue(0.8)
+    assert window.statusBar().currentMessage() == "From the next mini-batch: beta1 0.9 → 0.8"
+    window.training.stop()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
 
 
 def test_weights_and_plot_follow_training(qtbot, window, monkeypatch):

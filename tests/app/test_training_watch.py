@@ -138,6 +138,43 @@ def test_the_speed_shown_follows_a_new_pace_within_seconds(window):
     assert "· 100 it/s, 0:16 left" in page.rate_label.text()  # not the 29 it/s average since the start
 
 
+def test_no_speed_is_shown_before_half_a_second_of_reports_and_never_above_the_pace(window):
+    page = window.training_page
+    page.begin_run(120, pace=3.0)
+    page.show_progress(Progress(1, 1, 60, 120, np.ones(1), [], 0.003))  # the first step goes at once
+    assert page.rate_label.text() == "epoch 1/2 · iteration 1/120 · measuring the speed…"  # not "297 it/s"
+    page.show_progress(Progress(2, 1, 60, 120, np.ones(1), [], 0.336))
+    assert "it/s" not in page.rate_label.text()  # two reports, but only a third of a second apart
+    page.show_progress(Progress(3, 1, 60, 120, np.ones(1), [], 0.669))
+    assert page.rate_label.text().endswith("· 3 it/s, 0:39 left")
+
+
+def test_a_new_pace_shows_in_the_speed_at_once_not_after_the_window(window):
+    page = window.training_page
+    page.begin_run(20_000)
+    for tick in range(1, 31):  # three seconds as fast as possible, about 82 steps a second
+        page.show_progress(Progress(8 * tick, 1, 100, 20_000, np.ones(8), [], tick / 10))
+    assert "· 80 it/s" in page.rate_label.text()
+    page.restart_speed(1.0)  # the pace is now 1 step/s
+    page.show_progress(Progress(244, 1, 100, 20_000, np.ones(4), [], 3.03))  # fast steps still on their way
+    assert "it/s" not in page.rate_label.text()
+    page.show_progress(Progress(245, 1, 100, 20_000, np.ones(1), [], 4.03))
+    assert page.rate_label.text().endswith("· 1 it/s, 5:29:15 left")  # not "82 it/s, 0:08 left"
+
+
+def test_choosing_a_slow_pace_mid_run_shows_its_speed_within_two_seconds(qtbot, window):
+    configure(window, pace=None, epochs=200)
+    window.training.start()
+    qtbot.waitUntil(lambda: window.training.iteration > 100, timeout=5000)
+    qtbot.wait(500)
+    window.panel.pace_combo.setCurrentIndex(window.panel.pace_combo.findData(1.0))
+    label = window.training_page.rate_label
+    qtbot.waitUntil(lambda: " 1 it/s, " in label.text(), timeout=2500)
+    left = label.text().split("it/s, ")[1].split(" left")[0]
+    assert len(left.split(":")) == 3  # hours left at one step a second, not seconds
+    stop(qtbot, window)
+
+
 def test_step_trains_one_mini_batch_at_once_whatever_the_pace(qtbot, window):
     configure(window, pace=1)
     window.training.start(step="one")

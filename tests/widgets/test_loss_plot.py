@@ -175,3 +175,11 @@ def test_markers_label_a_change_at_its_iteration_until_reset(qtbot, plot):
     plot.reset()
     assert plot.markers() == []
     assert not any(type(item).__name__ == "InfiniteLine" for item in plot.loss_plot.items)
+
+
+def test_small_losses_are_numbered_as_they_are_not_scaled_by_a_unit_prefix(qtbot, plot):
+    plot.append_losses(np.linspace(0.004, 0.001, 50))  # a continued run: every loss well below 1
+    plot._redraw()
+    axis = plot.loss_plot.getAxis("left")
+    assert axis.autoSIPrefix is False and axis.autoSIPrefixScale == 1.0
+    assert "x0.001" not in axis.labelString() and "(m" not in axis.labelString()

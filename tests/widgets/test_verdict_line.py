@@ -13,7 +13,7 @@ def test_a_short_verdict_is_shown_whole_with_its_details_as_tooltip(verdict):
     height = verdict.height()
     verdict.set_verdict("Reads as 7 (99.1 %).", "plain", "How the check works.")
     assert verdict.text() == verdict.full_text() == "Reads as 7 (99.1 %)." and not verdict.is_cut()
-    assert verdict.toolTip() == "How the check works."
+    assert verdict.toolTip() == "How the check works." and verdict.details() == "How the check works."
     assert verdict.height() == height
 
 

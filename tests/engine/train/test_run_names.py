@@ -74,3 +74,10 @@ def test_settings_from_a_hostile_file_give_a_short_title_and_no_error():
     assert len(title) < 80 and title.startswith("<b>xxx")
     assert unique_titles([(s, "a", 1), (s, "b", 1)])[1].endswith("#2")
     assert run_history(s, "a", 1, "finished", None)[-1] == "1 iteration, finished"
+
+
+def test_a_continued_run_and_a_new_one_are_told_apart_in_words_not_placeholders():
+    runs = [(settings(), "a", 100), (settings(fine_tune_of="m.npz"), "b", 100), (settings(dataset=None), "c", 100)]
+    titles = unique_titles(runs)
+    assert titles[0].endswith(" · new network") and titles[1].endswith(" · continued m.npz")
+    assert not any("—" in t for t in titles)  # a run that does not say gets nothing, not a dash

@@ -5,6 +5,7 @@ import pytest
 from engine.nn.network import make_mlp
 from engine.nn.optimizers import SGD, Adam
 from engine.train.loop import Progress, Stepper, TrainSettings, iterations_per_epoch, train
+from engine.train.stepper import counted
 
 
 @pytest.mark.parametrize("n, batch, expected", [(60_000, 100, 600), (230, 50, 4), (230, 230, 1), (5, 100, 1),
@@ -61,18 +62,28 @@ def test_unreported_losses_and_epochs_are_handed_out_once(blobs):
     assert stepper.unreported_iterations == 0 and stepper.take_unreported()[1].size == 0
 
 
+def test_messages_count_one_epoch_and_one_iteration_in_the_singular(blobs):
+    x, t = blobs(100)
+    stepper = Stepper(make_mlp([784, 10, 10]), SGD(0.1), x, t, settings=TrainSettings(batch_size=100, epochs=1))
+    stepper.step()
+    assert stepper.status == "finished" and stepper.message == "finished 1 epoch (1 iteration)"
+    assert (counted(1, "epoch"), counted(0, "epoch"), counted(4433, "iteration")) == \
+        ("1 epoch", "0 epochs", "4,433 iterations")
+
+
 def test_stop_and_divergence_end_the_run(blobs):
     x, t = blobs(230)
     stepper = Stepper(make_mlp([784, 10, 10]), SGD(0.1), x, t, settings=TrainSettings(batch_size=50))
     stepper.step()
     stepper.stop()
-    assert stepper.status == "stopped" and stepper.message == "stopped by request after 1 iterations"
+    assert stepper.status == "stopped" and stepper.message == "stopped by request after 1 iteration"
     net = make_mlp([784, 50, 10])
     start = {k: v.copy() for k, v in net.params.items()}
     blown = Stepper(net, SGD(1e6), x, t, settings=TrainSettings(batch_size=50, epochs=5))
     while blown.running:
         blown.step()
-    assert blown.status == "diverged" and "learning rate 1e+06" in blown.message
+    assert blown.status == "diverged" and "The learning rate, 1e+06, is probably too large" in blown.message
+    assert "(learning rate" not in blown.message  # the rate is named once, not "The learning rate (learning rate …)"
     assert "weights from the start of epoch 1 were put back" in blown.message
     assert all(np.array_equal(v, start[k]) for k, v in net.params.items())
     # the message counts what the plot and the progress line count: the iterations trained, then the one that blew up
