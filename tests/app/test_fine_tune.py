@@ -3,21 +3,11 @@ import numpy as np
 import pytest
 
 from app.controllers.training import CONTINUE, NEW
-from engine.data.dataset import Dataset
 from engine.nn.network import make_mlp
 from engine.train.config import TrainConfig
 from engine.weightfiles.save import save_weights
 
-
-def synthetic_dataset(n_train=600, n_test=200, seed=0) -> Dataset:
-    rng = np.random.default_rng(seed)
-    protos = (rng.random((10, 784)) < 0.2).astype(np.float32)
-
-    def make(n):
-        t = rng.integers(0, 10, n)
-        return np.clip(protos[t] + rng.normal(0, 0.2, (n, 784)), 0, 1).astype(np.float32), t.astype(np.int64)
-
-    return Dataset("synthetic", *make(n_train), *make(n_test), source="tests")
+from _training import synthetic_dataset
 
 
 @pytest.fixture

@@ -9,21 +9,9 @@ from PySide6.QtCore import QTimer
 from app.main_window import MainWindow
 from app.run_controls import DEFAULT_PACE, PACES
 from app.training_task import EVERY_STEP_PACE
-from engine.data.dataset import Dataset
-from engine.train.config import TrainConfig
 from engine.train.loop import Progress
 
-
-def synthetic_dataset(n_train=600, n_test=200, seed=0) -> Dataset:
-    """Ten noisy prototypes: learnable in a few iterations, so tests stay short."""
-    rng = np.random.default_rng(seed)
-    protos = (rng.random((10, 784)) < 0.2).astype(np.float32)
-
-    def make(n):
-        t = rng.integers(0, 10, n)
-        return np.clip(protos[t] + rng.normal(0, 0.2, (n, 784)), 0, 1).astype(np.float32), t.astype(np.int64)
-
-    return Dataset("synthetic", *make(n_train), *make(n_test), source="tests")
+from _training import configure, synthetic_dataset, wait_paused
 
 
 @pytest.fixture
@@ -31,20 +19,6 @@ def window(quiet_window):
     quiet_window.datasets.use(synthetic_dataset())
     quiet_window.show()
     return quiet_window
-
-
-def configure(w: MainWindow, pace=None, **changes) -> TrainConfig:
-    values = dict(hidden=[20], batch_size=10, epochs=200, optimizer="sgd", lr=0.1)
-    values.update(changes)
-    config = TrainConfig(**values)
-    w.panel.set_config(config)
-    w.panel.set_pace(pace)
-    return config
-
-
-def wait_paused(qtbot, w):
-    qtbot.waitUntil(lambda: w.training.task.control.waiting, timeout=5000)
-    qtbot.wait(50)  # the paused report crosses to the GUI thread
 
 
 def stop(qtbot, w):
