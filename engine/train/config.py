@@ -11,12 +11,17 @@ from engine.nn.models import ARCHITECTURES, architecture_spec
 from engine.nn.network import Network, build_network
 from engine.nn.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from engine.train.loop import TrainSettings
+from engine.train.schedule import SCHEDULES
 
 _SIZES = re.compile(r"\s*\d+\s*([, ]\s*\d+\s*)*")
 
 
 MAX_PARAMETERS = 20_000_000  # 80 MB of float32 weights, ~4× that while training: a typo like 99999999 is refused
 MAX_HIDDEN_LAYERS = 32  # far deeper than any MLP that learns MNIST here; bounds the per-layer work and memory
+
+
+CNN_NAMES = {"small-cnn": "small CNN", "lenet": "LeNet-style CNN", "simple-convnet": "SimpleConvNet",
+             "deep-convnet": "DeepConvNet"}  # how a run's description names each fixed architecture
 
 
 class ConfigError(DigitLabError):
@@ -47,7 +52,7 @@ def parse_hidden(text: str) -> list[int]:
 @dataclass
 class TrainConfig:
     dataset: str = "mnist-sample"
-    architecture: str = "mlp"  # "mlp" or "small-cnn"
+    architecture: str = "mlp"  # one of engine.nn.models.ARCHITECTURES: "mlp", "small-cnn", "lenet", …
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # ≥ 0.93 on real MNIST from the 4,000-image sample
     activation: str = "relu"
     loss: str = "cross-entropy"
@@ -58,6 +63,7 @@ class TrainConfig:
     beta2: float = 0.999  # Adam
     batch_size: int = 100
     epochs: int = 10
+    schedule: str = "constant"  # learning-rate schedule (engine.train.schedule): lr is its peak
     init: str = "auto"  # "auto" = He for ReLU, Xavier otherwise
     seed: int = 0
 
@@ -75,6 +81,8 @@ class TrainConfig:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown learning-rate schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.init != "auto" and self.init not in INITS:
             raise ConfigError(f"unknown weight init {self.init!r}; choose auto or one of {', '.join(INITS)}")
         self.settings()  # validates batch size and epochs
@@ -85,7 +93,8 @@ class TrainConfig:
         return default_init(self.activation) if self.init == "auto" else self.init
 
     def settings(self, report_every: int = 10) -> TrainSettings:
-        return TrainSettings(batch_size=self.batch_size, epochs=self.epochs, seed=self.seed, report_every=report_every)
+        return TrainSettings(batch_size=self.batch_size, epochs=self.epochs, seed=self.seed, report_every=report_every,
+                             schedule=self.schedule)
 
     def make_optimizer(self) -> Optimizer:
         return make_optimizer(self.optimizer, lr=self.lr, momentum=self.momentum, beta1=self.beta1, beta2=self.beta2)
@@ -98,8 +107,9 @@ class TrainConfig:
         return build_network(self.network_spec(), init=self.init_method, seed=self.seed, info=info)
 
     def describe_network(self) -> str:
-        net = "small CNN" if self.architecture == "small-cnn" else "-".join(map(str, [784, *self.hidden, 10]))
-        return f"{net} {self.activation}"
+        if self.architecture != "mlp":
+            return CNN_NAMES[self.architecture]  # ReLU throughout: the activation setting is the MLP's
+        return "-".join(map(str, [784, *self.hidden, 10])) + f" {self.activation}"
 
     def describe_training(self, changes=()) -> str:
         """Optimizer, learning rate, batch and seed, with the changes made during the run (``train()``'s ``changes``).
@@ -112,7 +122,8 @@ class TrainConfig:
         lr_changes = [c for c in changes if c.get("name") == "lr"]
         rate = f"lr {describe_changes(lr_changes, self.lr)}" if lr_changes else f"lr={self.lr:g}"
         joiner = ", " if optimizer != self.optimizer else " "
-        return f"{optimizer}{joiner}{rate}, batch {self.batch_size}, seed {self.seed}"
+        schedule = "" if self.schedule == "constant" else f" {self.schedule}"
+        return f"{optimizer}{joiner}{rate}{schedule}, batch {self.batch_size}, seed {self.seed}"
 
     def describe(self, changes=()) -> str:
         return f"{self.describe_network()}, {self.describe_training(changes)}"

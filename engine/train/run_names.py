@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Callable, Sequence
 
 from engine import registry
+from engine.train.config import CNN_NAMES
 from engine.util import printable
 
 SEP = " · "
@@ -86,9 +87,9 @@ def lr_text(settings: dict) -> str | None:
 
 
 def network_text(settings: dict) -> str | None:
-    """'784-100-10', 'small CNN', or what the run says its network was (e.g. a network opened from a file)."""
-    if settings.get("architecture") == "small-cnn":
-        return "small CNN"
+    """'784-100-10', 'small CNN', 'LeNet-style CNN', or what the run says its network was (e.g. a network opened from a file)."""
+    if settings.get("architecture") in CNN_NAMES:
+        return CNN_NAMES[settings["architecture"]]
     hidden = settings.get("hidden")
     if settings.get("architecture", "mlp") == "mlp" and isinstance(hidden, list) and hidden and \
             all(_int(h) is not None for h in hidden):

@@ -17,6 +17,7 @@ import numpy as np
 from engine.nn.functions import to_indices
 from engine.nn.network import Network
 from engine.nn.optimizers import Optimizer
+from engine.train.schedule import schedule_factor
 
 EXPLODE_FACTOR = 1000  # a loss this many times its first value means the run has blown up, even if still finite
 
@@ -49,8 +50,10 @@ class TrainSettings:
     seed: int = 0
     report_every: int = 10  # iterations between callbacks (the GUI further rate-limits)
     eval_train_limit: int | None = 10_000  # train metrics on at most this many samples (None: all, 0: none)
+    schedule: str = "constant"  # learning-rate schedule (engine.train.schedule): the optimizer's lr is its peak
 
     def __post_init__(self) -> None:
+        schedule_factor(self.schedule)  # ValueError for an unknown name
         if int(self.batch_size) < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if int(self.epochs) < 1:
@@ -133,6 +136,7 @@ class Stepper:
         planned = self.iterations_per_epoch * int(settings.epochs)
         self.total_iterations = planned if iterations is None else max(0, min(int(iterations), planned))
         self.evaluate_epochs = bool(evaluate_epochs)
+        self._lr_factor = schedule_factor(settings.schedule)
         self._clock = clock or Stopwatch().elapsed
         self._cancel = cancel or (lambda: False)
         self._rng = np.random.default_rng(settings.seed)
@@ -202,7 +206,7 @@ class Stepper:
         if not math.isfinite(loss) or loss > self._explode_at:
             self._diverged(loss)
             return
-        self.optimizer.update(self.network.params, self.network.grads)
+        self._update(it)
         self._losses[it] = loss
         self.iteration = it = it + 1
         self.epoch_ended = it % per_epoch == 0 or it == self.total_iterations
@@ -215,6 +219,28 @@ class Stepper:
         if it == self.total_iterations:
             self.status = "finished"
             self.message = f"finished {counted(self.epoch, 'epoch')} ({counted(it, 'iteration')})"
+
+    def lr_factor(self, iteration: int | None = None) -> float:
+        """The schedule's multiplier of the optimizer's lr at 0-based ``iteration`` (default: the next one)."""
+        return self._lr_factor(self.iteration if iteration is None else iteration, self.total_iterations)
+
+    @property
+    def current_lr(self) -> float | None:
+        """The learning rate the next update uses: the optimizer's lr times the schedule's factor."""
+        lr = getattr(self.optimizer, "lr", None)
+        return None if lr is None else lr * self.lr_factor()
+
+    def _update(self, it: int) -> None:
+        factor = self.lr_factor(it)
+        if factor == 1.0:
+            self.optimizer.update(self.network.params, self.network.grads)
+            return
+        base = self.optimizer.lr  # the chosen rate stays the optimizer's: the schedule scales it for this update
+        self.optimizer.lr = base * factor
+        try:
+            self.optimizer.update(self.network.params, self.network.grads)
+        finally:
+            self.optimizer.lr = base
 
     def _diverged(self, loss: float) -> None:
         self.network.set_params(self._snapshot)
