@@ -27,7 +27,8 @@ from engine.data.images import load_image
 from engine.data.preprocess import is_blank
 from engine.errors import DigitLabError
 from engine.nn.optimizers import DEFAULT_LR
-from engine.train.config import MAX_HIDDEN_LAYERS, MAX_PARAMETERS, ConfigError, TrainConfig, check_mlp_size, parse_hidden
+from engine.train.config import (BOOK_SETTINGS, MAX_HIDDEN_LAYERS, MAX_PARAMETERS, ConfigError, TrainConfig,
+                                 check_mlp_size, parse_hidden)
 from engine.train.evaluation import evaluate_model
 from engine.train.gradcheck import check_gradients
 from engine.train.loop import TrainControl, train
@@ -75,7 +76,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _choice_help(choices, default: str | None = None) -> str:
     """'relu (max(0, x): learns fastest), sigmoid (…); default relu' from a registry's choices."""
-    text = ", ".join(f"{c.name} ({c.help})" if c.help else c.name for c in choices)
+    text = ", ".join(f"{c.name} ({c.help.replace('%', '%%')})" if c.help else c.name for c in choices)  # argparse %
     return text + (f"; default {default}" if default else "")
 
 
@@ -133,9 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--optimizer", choices=registry.names(registry.OPTIMIZER_CHOICES), default="adam",
                    help=_choice_help(registry.OPTIMIZER_CHOICES, "adam"))
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's usual one)")
+    g.add_argument("--schedule", choices=registry.names(registry.SCHEDULE_CHOICES), default="constant",
+                   help="learning-rate schedule; --lr is its peak: " + _choice_help(registry.SCHEDULE_CHOICES, "constant"))
     g.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov (default 0.9)")
     g.add_argument("--batch-size", type=int, default=100, help="default 100")
-    g.add_argument("--epochs", type=int, default=10, help="default 10")
+    g.add_argument("--epochs", type=int, default=None, help="default 10; 20 for the book's CNNs, as in the book")
     g.add_argument("--save", metavar="PATH", help="write the weights here (.npz: DigitLab format; .pkl: book-compatible); "
                    "checked before training starts; a link is written through to its file")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
@@ -206,12 +209,12 @@ def cmd_train(args) -> tuple[dict, int]:
     hidden = _check_network(args, args.architecture)
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         raise CliError(f"--batch-size must be 1 to {MAX_BATCH_SIZE:,}, got {args.batch_size}")
+    epochs = BOOK_SETTINGS.get(args.architecture, {}).get("epochs", 10) if args.epochs is None else args.epochs
     config = TrainConfig(
         dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=hidden,
         activation=args.activation, loss=args.loss, optimizer=args.optimizer,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer], momentum=args.momentum,
-        batch_size=args.batch_size, epochs=args.epochs, init=args.init, seed=args.seed,
-    )
+        batch_size=args.batch_size, epochs=epochs, schedule=args.schedule, init=args.init, seed=args.seed)
     if args.save is not None:
         check_save_path(args.save)  # a missing folder or an unknown suffix is found now, not after the training
     ds = _load_dataset(args, need_train=True)

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupB
 from app.network_settings import ControlPanelError, NetworkSettings, combo, select
 from app.run_controls import RunControls
 from engine.nn.optimizers import DEFAULT_LR, OPTIMIZERS
-from engine.registry import DATASETS, OPTIMIZER_CHOICES, names
-from engine.train.config import ConfigError, TrainConfig, parse_hidden
+from engine.registry import DATASETS, OPTIMIZER_CHOICES, SCHEDULE_CHOICES, names
+from engine.train.config import BOOK_SETTINGS, ConfigError, TrainConfig, parse_hidden
 from widgets.plain_text import line, plain_tooltip
 
 __all__ = ["ControlPanel", "ControlPanelError", "LogSpinBox"]
@@ -126,6 +126,10 @@ class ControlPanel(QWidget):
         self.lr.setToolTip("Learning rate: how big each update step is. The arrows move 1-2-5 per decade. "
                            "Takes effect from the next mini-batch, also while training.")
         form.addRow("Learning rate", self.lr)
+        self.schedule = combo(SCHEDULE_CHOICES)
+        self.schedule.setToolTip("How the learning rate moves during the run; the rate above is its peak. One-cycle "
+                                 "warms up, then anneals to almost 0 by the last epoch.")
+        form.addRow("LR schedule", self.schedule)
         self.momentum = QDoubleSpinBox()
         self.momentum.setRange(0.0, 0.999)
         self.momentum.setDecimals(3)
@@ -160,8 +164,10 @@ class ControlPanel(QWidget):
 
         for w in (self.architecture, self.activation, self.loss, self.init):
             w.currentIndexChanged.connect(self._emit_changed)
+        self.schedule.currentIndexChanged.connect(self._emit_changed)
         for w in (self.seed, self.batch_size, self.epochs):
             w.valueChanged.connect(self._emit_changed)
+        self.architecture.activated.connect(self._architecture_chosen)  # a person's choice, not set_config's
         self.hidden.textChanged.connect(self._hidden_edited)
         self.architecture.currentIndexChanged.connect(self._update_enabled)
         self.optimizer.currentIndexChanged.connect(self._optimizer_changed)
@@ -178,6 +184,7 @@ class ControlPanel(QWidget):
                 "activation": config.activation, "loss": config.loss, "init": config.init, "seed": config.seed})
             select(self.optimizer, config.optimizer)
             self.lr.setValue(config.lr)
+            select(self.schedule, config.schedule)
             self.momentum.setValue(config.momentum)
             self.beta1.setValue(config.beta1)
             self.beta2.setValue(config.beta2)
@@ -206,7 +213,7 @@ class ControlPanel(QWidget):
                 activation=net["activation"], loss=net["loss"],
                 optimizer=self.optimizer.currentData(), lr=self.lr.value(), momentum=self.momentum.value(),
                 beta1=self.beta1.value(), beta2=self.beta2.value(), batch_size=self.batch_size.value(),
-                epochs=self.epochs.value(), init=net["init"], seed=net["seed"],
+                epochs=self.epochs.value(), schedule=self.schedule.currentData(), init=net["init"], seed=net["seed"],
             )
         except ControlPanelError:
             raise
@@ -307,7 +314,7 @@ class ControlPanel(QWidget):
 
     def _update_enabled(self) -> None:
         running = self._state in RUNNING_STATES
-        for w in (self.dataset, self.batch_size, self.epochs):
+        for w in (self.dataset, self.batch_size, self.epochs, self.schedule):
             w.setEnabled(not running)
         self.network_box.update_enabled(running)
         self.run_box.update_enabled(self._state, self._dataset_ready, running)
@@ -331,6 +338,22 @@ class ControlPanel(QWidget):
             self.hidden.setStyleSheet("QLineEdit { background: #ffe0e0; }")
         else:
             self.hidden.setStyleSheet("")
+        self._emit_changed()
+
+    def _architecture_chosen(self, _index: int) -> None:
+        """Choosing one of the book's CNNs starts from the book's own settings, so results compare with its."""
+        book = BOOK_SETTINGS.get(self.architecture.currentData())
+        if self._updating or book is None or self.network_box.is_showing_loaded:
+            return
+        select(self.optimizer, book["optimizer"])  # sets the optimizer's usual rate, then the book's below
+        self._updating = True
+        try:
+            self.lr.setValue(book["lr"])
+            self.batch_size.setValue(book["batch_size"])
+            self.epochs.setValue(book["epochs"])
+        finally:
+            self._updating = False
+        self.hyperparametersChanged.emit(self.hyperparameters())
         self._emit_changed()
 
     def _optimizer_changed(self, _index: int) -> None:

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QLabel, QLineEdit, QSizePolicy, QSpinBox, QWidget
 
 from engine.nn.layers import ACTIVATIONS
-from engine.nn.models import small_cnn_spec
+from engine.nn.models import CNN_SPECS
 from engine.registry import ACTIVATION_CHOICES, ARCHITECTURE_CHOICES, INIT_CHOICES, LOSS_CHOICES, Choice
 from widgets.plain_text import line, plain_tooltip
 
@@ -33,13 +33,14 @@ def records_loss(network) -> bool:
 
 
 def network_shape(network) -> dict:
-    """What the panel can show of a network: ``architecture`` ("mlp", "small-cnn" or None for others), ``hidden``
+    """What the panel can show of a network: ``architecture`` ("mlp", one of the CNNs or None for others), ``hidden``
     sizes, ``activation``, ``loss`` and ``describe`` (one line such as ``784-50-10 sigmoid``)."""
     specs = [layer.spec() for layer in network.layers]
     activations = [s["type"] for s in specs if s["type"] in ACTIVATIONS]
     is_mlp = all(s["type"] in ("affine", *ACTIVATIONS) for s in specs)
     hidden = [int(s["out"]) for s in specs if s["type"] == "affine"][:-1] if is_mlp else []
-    architecture = "mlp" if is_mlp else "small-cnn" if specs == small_cnn_spec()["layers"] else None
+    cnn = next((name for name, make in CNN_SPECS.items() if specs == make()["layers"]), None)
+    architecture = "mlp" if is_mlp else cnn
     return {"architecture": architecture, "hidden": hidden,
             "activation": activations[0] if activations else None, "loss": network.loss_name,
             "describe": network.describe()}
@@ -96,8 +97,9 @@ class NetworkSettings(QGroupBox):
         self.loaded_note.hide()
         form.addRow(self.loaded_note)
         self.architecture = combo(ARCHITECTURE_CHOICES)
-        self.architecture.setToolTip("MLP: every pixel connects to every hidden unit. Small CNN: convolution "
-                                     "filters that look at small patches, then a classifier.")
+        self.architecture.setToolTip("MLP: every pixel connects to every hidden unit. The CNNs: convolution "
+                                     "filters that look at small patches, then a classifier. The book's two CNNs "
+                                     "start from the book's settings (Adam, lr 0.001, batch 100, 20 epochs).")
         form.addRow("Architecture", self.architecture)
         self.hidden = QLineEdit()
         self.hidden.setPlaceholderText("e.g. 100 or 256,128")
@@ -212,8 +214,9 @@ class NetworkSettings(QGroupBox):
     def update_enabled(self, running: bool) -> None:
         """Nothing that shapes the network changes during a run; a file's network never changes here."""
         fixed = running or self._own is not None
-        for w in (self.architecture, self.activation, self.init):
+        for w in (self.architecture, self.init):
             w.setEnabled(not fixed)
+        self.activation.setEnabled(not fixed and self.architecture.currentData() == "mlp")  # the CNNs use ReLU
         self.loss.setEnabled(not running and (self._own is None or not self.loss_fixed))
         self.hidden.setEnabled(not fixed and self.architecture.currentData() == "mlp")
         self.seed.setEnabled(not running)

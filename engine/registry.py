@@ -14,6 +14,7 @@ from engine.nn.initializers import INITS
 from engine.nn.layers import ACTIVATIONS, LOSSES
 from engine.nn.models import ARCHITECTURES
 from engine.nn.optimizers import OPTIMIZERS
+from engine.train.schedule import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ OPTIMIZER_CHOICES = _choices(OPTIMIZERS, {
     "rmsprop": ("RMSprop", "AdaGrad that forgets old gradients"),
     "adam": ("Adam", "momentum plus RMSprop, with bias correction"),
 }, "optimizer")
+SCHEDULE_CHOICES = _choices(SCHEDULES, {
+    "constant": ("Constant", "the same learning rate from start to end"),
+    "one-cycle": ("One-cycle", "warm up from lr/25 to lr over the first 30%, then anneal to almost 0: fastest to a "
+                               "good accuracy in a fixed number of epochs"),
+    "cosine": ("Cosine decay", "from lr down to 0 along half a cosine"),
+}, "schedule")
 INIT_CHOICES = _choices(("auto", *INITS), {
     "auto": ("Auto (He for ReLU, else Xavier)", "He for ReLU, Xavier for sigmoid and tanh"),
     "fixed": ("Fixed (std 0.01)", "the book's first try: a small fixed spread"),

@@ -215,7 +215,8 @@ def race(configs, dataset: Dataset, iterations: int = 1000, control=None,
     for label, cfg in entries:
         cfg = dataclasses.replace(cfg, seed=seed, batch_size=batch)
         stepper = Stepper(cfg.make_network(), cfg.make_optimizer(), dataset.x_train, dataset.t_train,
-                          dataset.x_test, dataset.t_test, settings, iterations, evaluate_every_epoch, clock.elapsed,
+                          dataset.x_test, dataset.t_test, dataclasses.replace(settings, schedule=cfg.schedule),
+                          iterations, evaluate_every_epoch, clock.elapsed,
                           gate.stopped)
         racers.append(Racer(label, cfg, stepper))
     clock.restart()  # building the networks and checking the data is not racing time

@@ -140,6 +140,7 @@ DISTINGUISHERS: tuple[Callable[[dict, int], str | None], ...] = (
     lambda s, _n: _choice(registry.ACTIVATION_CHOICES, s.get("activation")),
     lambda s, _n: _choice(registry.LOSS_CHOICES, s.get("loss")),
     lambda s, _n: None if _word(s.get("init")) is None else f"init {_word(s.get('init'))}",
+    lambda s, _n: None if _word(s.get("schedule")) is None else f"lr {_word(s.get('schedule'))}",
     _param("momentum", "momentum", ("momentum", "nesterov")),
     _param("beta1", "β1", ("adam",)),
     _param("beta2", "β2", ("adam",)),
@@ -196,6 +197,8 @@ def run_history(settings: dict, name: str, iterations: int, status: str,
     first = swaps[0]["from"] if swaps else settings.get("optimizer")
     training = [p for p in (_choice(registry.OPTIMIZER_CHOICES, first),
                             f"lr {changes[0]['from']:g}" if changes else lr_text(settings)) if p]
+    if _word(settings.get("schedule")) not in (None, "constant"):
+        training.append(f"{_word(settings['schedule'])} schedule")
     for key, text in (("batch_size", "batch {}"), ("seed", "seed {}"), ("epochs", "{} epochs")):
         if _int(settings.get(key)) is not None:
             training.append(text.format(settings[key]))

@@ -95,12 +95,53 @@ def test_panel_choices_are_the_engine_registry(qtbot):
     qtbot.addWidget(panel)
     for combo, choices in ((panel.architecture, registry.ARCHITECTURE_CHOICES),
                            (panel.activation, registry.ACTIVATION_CHOICES), (panel.loss, registry.LOSS_CHOICES),
-                           (panel.init, registry.INIT_CHOICES), (panel.optimizer, registry.OPTIMIZER_CHOICES)):
+                           (panel.init, registry.INIT_CHOICES), (panel.optimizer, registry.OPTIMIZER_CHOICES),
+                           (panel.schedule, registry.SCHEDULE_CHOICES)):
         assert [(combo.itemData(i), combo.itemText(i)) for i in range(combo.count())] == [
             (c.name, c.label) for c in choices]
         assert combo.itemData(0, Qt.ToolTipRole) == choices[0].help
     datasets = [(panel.dataset.itemData(i), panel.dataset.itemText(i)) for i in range(panel.dataset.count() - 1)]
     assert datasets == [(c.name, c.label) for c in registry.DATASETS]  # then "A folder of IDX files…"
+
+
+def test_the_books_cnns_start_from_the_books_settings_and_use_relu(qtbot):
+    panel = ControlPanel()
+    qtbot.addWidget(panel)
+    panel.optimizer.setCurrentIndex(panel.optimizer.findData("sgd"))
+    panel.epochs.setValue(3)
+    seen = []
+    panel.configChanged.connect(lambda: seen.append(panel.config()))
+    choose(panel.architecture, "simple-convnet")
+    config = panel.config()
+    assert (config.architecture, config.optimizer, config.lr, config.batch_size, config.epochs) == (
+        "simple-convnet", "adam", 0.001, 100, 20)
+    assert seen and seen[-1] == config
+    assert not panel.hidden.isEnabled() and not panel.activation.isEnabled()  # the CNNs' layers are fixed, ReLU
+    choose(panel.architecture, "lenet")
+    assert panel.config().epochs == 20  # other CNNs leave the settings as they are
+    choose(panel.architecture, "mlp")
+    assert panel.hidden.isEnabled() and panel.activation.isEnabled()
+    panel.epochs.setValue(5)
+    panel.set_config(TrainConfig(architecture="deep-convnet", epochs=5))  # settings restored, not chosen: kept
+    assert panel.config().epochs == 5
+
+
+def choose(combo, name):
+    """Pick ``name`` in a combo box as a person does (``activated`` follows the index change)."""
+    index = combo.findData(name)
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def test_the_schedule_is_part_of_the_config_and_frozen_during_a_run(qtbot):
+    panel = ControlPanel()
+    qtbot.addWidget(panel)
+    panel.schedule.setCurrentIndex(panel.schedule.findData("one-cycle"))
+    assert panel.config().schedule == "one-cycle"
+    panel.set_state("running")
+    assert not panel.schedule.isEnabled()
+    panel.set_config(TrainConfig(schedule="cosine"))
+    assert panel.schedule.currentData() == "cosine"
 
 
 def test_optimizer_choice_shows_its_own_hyperparameters(qtbot):

@@ -1,0 +1,74 @@
+"""`digitlab train` trains every architecture, the book's CNNs with the book's settings, and with a schedule."""
+import json
+
+import numpy as np
+import pytest
+
+from app.cli import main
+from engine.data.idx import write_idx
+from engine.nn.models import ARCHITECTURES
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """MNIST-style IDX files: 30 train and 20 test images of random pixels."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("t10k", 20)):
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", (rng.random((n, 28, 28)) * 255).astype(np.uint8))
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    return folder
+
+
+def train(capsys, *argv):
+    code = main(["train", *argv, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out), err
+
+
+@pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "mlp"])
+def test_every_cnn_trains_from_the_command_line_and_saves_what_it_trained(tmp_path, capsys, tiny_data, architecture):
+    saved = tmp_path / f"{architecture}.npz"
+    out, err = train(capsys, "--data-dir", str(tiny_data), "--architecture", architecture, "--epochs", "1",
+                     "--batch-size", "10", "--save", str(saved))
+    assert out["status"] == "finished" and out["iterations"] == 3
+    assert out["config"]["architecture"] == architecture
+    assert 0.0 <= out["test_accuracy"] <= 1.0
+    code = main(["inspect", str(saved), "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0 and "conv" in json.dumps(shown)
+
+
+@pytest.mark.parametrize("architecture", ["simple-convnet", "deep-convnet"])
+def test_the_books_cnns_default_to_the_books_settings(capsys, tiny_data, architecture, monkeypatch):
+    seen = {}
+    import app.cli as cli
+
+    def fake_train(network, optimizer, x, t, xt, tt, settings, control, callback):
+        seen.update(optimizer=optimizer, settings=settings)
+        raise SystemExit(0)  # the settings are what this test is about, not 20 epochs of training
+
+    monkeypatch.setattr(cli, "train", fake_train)
+    with pytest.raises(SystemExit):
+        main(["train", "--data-dir", str(tiny_data), "--architecture", architecture])
+    capsys.readouterr()
+    assert seen["optimizer"].name == "adam" and seen["optimizer"].lr == 0.001
+    assert seen["settings"].epochs == 20 and seen["settings"].batch_size == 100
+    with pytest.raises(SystemExit):
+        main(["train", "--data-dir", str(tiny_data), "--architecture", architecture, "--epochs", "3"])
+    assert seen["settings"].epochs == 3  # a number given wins
+
+
+def test_a_one_cycle_run_reports_its_schedule_and_trains_with_it(capsys, tiny_data):
+    out, err = train(capsys, "--data-dir", str(tiny_data), "--hidden", "8", "--optimizer", "sgd", "--lr", "0.5",
+                     "--schedule", "one-cycle", "--epochs", "2", "--batch-size", "10")
+    assert out["config"]["schedule"] == "one-cycle" and out["status"] == "finished"
+    assert "one-cycle" in err.splitlines()[0]  # "training 784-8-10 relu, sgd lr=0.5 one-cycle, batch 10, …"
+
+
+def test_an_unknown_schedule_is_one_line(capsys, tiny_data):
+    code = main(["train", "--data-dir", str(tiny_data), "--schedule", "sawtooth"])
+    err = capsys.readouterr().err
+    assert code == 1 and "invalid choice: 'sawtooth'" in err and "Traceback" not in err
