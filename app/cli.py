@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule; --lr is its peak: " + _choice_help(registry.SCHEDULE_CHOICES, "constant"))
     g.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov (default 0.9)")
     g.add_argument("--batch-size", type=int, default=100, help="default 100")
-    g.add_argument("--epochs", type=int, default=None, help="default 10; 20 for the book's CNNs, as in the book")
+    g.add_argument("--epochs", type=int, default=None, help="default 10; 20 for the book's CNNs")
     g.add_argument("--save", metavar="PATH", help="write the weights here (.npz: DigitLab format; .pkl: book-compatible); "
                    "checked before training starts; a link is written through to its file")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
@@ -209,12 +209,14 @@ def cmd_train(args) -> tuple[dict, int]:
     hidden = _check_network(args, args.architecture)
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         raise CliError(f"--batch-size must be 1 to {MAX_BATCH_SIZE:,}, got {args.batch_size}")
-    epochs = BOOK_SETTINGS.get(args.architecture, {}).get("epochs", 10) if args.epochs is None else args.epochs
+    book = BOOK_SETTINGS.get(args.architecture, {})  # the book's CNNs: the book's epochs and init unless given
+    epochs = book.get("epochs", 10) if args.epochs is None else args.epochs
     config = TrainConfig(
         dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=hidden,
         activation=args.activation, loss=args.loss, optimizer=args.optimizer,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer], momentum=args.momentum,
-        batch_size=args.batch_size, epochs=epochs, schedule=args.schedule, init=args.init, seed=args.seed)
+        batch_size=args.batch_size, epochs=epochs, schedule=args.schedule,
+        init=book.get("init", "auto") if args.init == "auto" else args.init, seed=args.seed)
     if args.save is not None:
         check_save_path(args.save)  # a missing folder or an unknown suffix is found now, not after the training
     ds = _load_dataset(args, need_train=True)

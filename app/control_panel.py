@@ -351,6 +351,7 @@ class ControlPanel(QWidget):
             self.lr.setValue(book["lr"])
             self.batch_size.setValue(book["batch_size"])
             self.epochs.setValue(book["epochs"])
+            select(self.init, book["init"])
         finally:
             self._updating = False
         self.hyperparametersChanged.emit(self.hyperparameters())

@@ -47,7 +47,7 @@ def test_the_books_cnns_default_to_the_books_settings(capsys, tiny_data, archite
     import app.cli as cli
 
     def fake_train(network, optimizer, x, t, xt, tt, settings, control, callback):
-        seen.update(optimizer=optimizer, settings=settings)
+        seen.update(optimizer=optimizer, settings=settings, W1=network.params["W1"])
         raise SystemExit(0)  # the settings are what this test is about, not 20 epochs of training
 
     monkeypatch.setattr(cli, "train", fake_train)
@@ -56,6 +56,9 @@ def test_the_books_cnns_default_to_the_books_settings(capsys, tiny_data, archite
     capsys.readouterr()
     assert seen["optimizer"].name == "adam" and seen["optimizer"].lr == 0.001
     assert seen["settings"].epochs == 20 and seen["settings"].batch_size == 100
+    W1 = seen["W1"]  # SimpleConvNet starts from the book's weight_init_std=0.01; DeepConvNet from He's √(2/9)
+    expected = 0.01 if architecture == "simple-convnet" else np.sqrt(2 / 9)
+    assert np.std(W1) == pytest.approx(expected, rel=0.2)
     with pytest.raises(SystemExit):
         main(["train", "--data-dir", str(tiny_data), "--architecture", architecture, "--epochs", "3"])
     assert seen["settings"].epochs == 3  # a number given wins

@@ -113,8 +113,8 @@ def test_the_books_cnns_start_from_the_books_settings_and_use_relu(qtbot):
     panel.configChanged.connect(lambda: seen.append(panel.config()))
     choose(panel.architecture, "simple-convnet")
     config = panel.config()
-    assert (config.architecture, config.optimizer, config.lr, config.batch_size, config.epochs) == (
-        "simple-convnet", "adam", 0.001, 100, 20)
+    assert (config.architecture, config.optimizer, config.lr, config.batch_size, config.epochs, config.init) == (
+        "simple-convnet", "adam", 0.001, 100, 20, "fixed")  # the book's weight_init_std=0.01
     assert seen and seen[-1] == config
     assert not panel.hidden.isEnabled() and not panel.activation.isEnabled()  # the CNNs' layers are fixed, ReLU
     choose(panel.architecture, "lenet")
