@@ -27,7 +27,7 @@ from engine.data.images import load_image
 from engine.data.preprocess import is_blank
 from engine.errors import DigitLabError
 from engine.nn.optimizers import DEFAULT_LR
-from engine.train.config import (BOOK_SETTINGS, MAX_HIDDEN_LAYERS, MAX_PARAMETERS, ConfigError, TrainConfig,
+from engine.train.config import (MAX_HIDDEN_LAYERS, MAX_PARAMETERS, ConfigError, TrainConfig, book_defaults,
                                  check_mlp_size, parse_hidden)
 from engine.train.evaluation import evaluate_model
 from engine.train.gradcheck import check_gradients
@@ -209,14 +209,12 @@ def cmd_train(args) -> tuple[dict, int]:
     hidden = _check_network(args, args.architecture)
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         raise CliError(f"--batch-size must be 1 to {MAX_BATCH_SIZE:,}, got {args.batch_size}")
-    book = BOOK_SETTINGS.get(args.architecture, {})  # the book's CNNs: the book's epochs and init unless given
-    epochs = book.get("epochs", 10) if args.epochs is None else args.epochs
+    epochs, init = book_defaults(args.architecture, args.epochs, args.init)  # the book's CNNs: the book's own
     config = TrainConfig(
         dataset=args.data_dir or args.dataset, architecture=args.architecture, hidden=hidden,
         activation=args.activation, loss=args.loss, optimizer=args.optimizer,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer], momentum=args.momentum,
-        batch_size=args.batch_size, epochs=epochs, schedule=args.schedule,
-        init=book.get("init", "auto") if args.init == "auto" else args.init, seed=args.seed)
+        batch_size=args.batch_size, epochs=epochs, schedule=args.schedule, init=init, seed=args.seed)
     if args.save is not None:
         check_save_path(args.save)  # a missing folder or an unknown suffix is found now, not after the training
     ds = _load_dataset(args, need_train=True)

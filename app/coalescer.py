@@ -12,7 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-SCREEN_INTERVAL = 0.25  # seconds: progress, bars and plots follow 4 times a second (each update takes the GIL)
+SCREEN_INTERVAL = 0.25  # seconds: progress and speed follow 4 times a second (each update takes the GIL)
+# seconds: the costlier views (loss plot, weights, live predictions) follow a fast run twice a second: each update
+# runs Python on the GUI thread, time the training thread waits for the GIL (a slowly paced run shows every step)
+VIEWS_INTERVAL = 0.5
 
 
 class ReportCoalescer:

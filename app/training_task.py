@@ -13,13 +13,18 @@ from engine.train.loop import Progress, TrainControl, TrainResult, TrainSettings
 EVERY_STEP_PACE = 30.0  # steps per second up to which every step reaches the screen on its own
 
 
+def every_step_shows(pace: float | None) -> bool:
+    """True for a run paced at ``EVERY_STEP_PACE`` or slower: a person watches each step's update."""
+    return pace is not None and pace <= EVERY_STEP_PACE
+
+
 def shows_at_once(p: Progress, pace: float | None = None) -> bool:
     """A pause reaches the screen without waiting for the next screen update (the buttons must match it), and
     so does every step of a run paced at ``EVERY_STEP_PACE`` or slower (a person watches each update).
 
     Epoch ends of a fast run wait like the rest: on a small dataset they come many times a second.
     """
-    return p.paused or (pace is not None and pace <= EVERY_STEP_PACE)
+    return p.paused or every_step_shows(pace)
 
 
 class TrainingTask(BackgroundTask):

@@ -5,22 +5,27 @@ lag, and the legend says its window. Markers label a change during the run ("lr 
 
 Training reports arrive far more often than a screen can usefully redraw, so appends only
 write into preallocated NumPy buffers (grown by doubling) and an internal timer redraws
-at most every REDRAW_MS milliseconds when something new arrived. (Other runs are compared on the
-Compare page, ``app.tabs.compare_plot``.)
+at most every REDRAW_MS milliseconds when something new arrived (or less often: a fast run's page
+asks for ``set_redraw_interval``, as each redraw takes the GIL from training). A redraw costs the same
+whatever the run's length so far: the loss range is kept up to date as losses arrive, the
+per-epoch points are handed to pyqtgraph only when an epoch was added, and a plot on a page
+that is not showing waits until it is shown. (Other runs are compared on the Compare page,
+``app.tabs.compare_plot``.)
 """
 from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, QTimer
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter, QPicture
+from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
 
-from widgets.loss_series import DebiasedAverage, LossPlotError, as_series, finite_or_nan, grown, smoothing_window
+from widgets.loss_series import (DebiasedAverage, LossPlotError, LossRange, as_series, finite_or_nan, grown,
+                                 smoothing_window)
 from widgets.plain_text import inf_line_label, legend_text
 
 __all__ = ["LossPlot", "LossPlotError", "REDRAW_MS"]
@@ -35,7 +40,18 @@ TRAIN_COLOUR = QColor("#ff7f0e")
 TEST_COLOUR = QColor("#2ca02c")
 EPOCH_LINE_COLOUR = QColor(120, 120, 120, 110)
 MARKER_COLOUR = "#b8860b"  # a change of learning rate
+AXIS_TEXT = "92.5"  # as wide as the values the axes usually label: "0.25", "92.5" (wider ones widen them)
 AXIS_COLOUR = "#444444"
+
+
+def axis_text_width(text: str) -> float:
+    """The width of a tick label as pyqtgraph's axes measure it (into a QPicture, as they draw)."""
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        return painter.boundingRect(QRectF(0, 0, 100, 100), Qt.AlignmentFlag.AlignCenter, text).width()
+    finally:
+        painter.end()
 
 
 class LossPlot(QWidget):
@@ -51,7 +67,12 @@ class LossPlot(QWidget):
         self._log = False
         self._x_extent: float | None = None
         self._follow = True  # the plot fits its ranges to the data until the person zooms or pans
+        self._fitted: tuple | None = None  # the ranges last fitted (x end, loss low, loss high, accuracy low)
         self._dirty = False
+        self._interval_ms = REDRAW_MS  # the least time between two redraws
+        self._last_redraw = -math.inf  # when the curves were last redrawn (time.monotonic)
+        self._epochs_drawn = -1  # how many epochs the per-epoch points show (-1: never drawn)
+        self._loss_range = LossRange()
         self.redraw_count = 0  # how many times the curves were pushed to pyqtgraph (for tests and profiling)
 
         self._view = pg.GraphicsLayoutWidget()
@@ -74,9 +95,15 @@ class LossPlot(QWidget):
                 axis.enableAutoSIPrefix(False)  # losses below 1 read 0.2, 0.4, not "loss (x0.001)" with 200, 400
                 # grid on major ticks only: minor grid lines made each repaint ~4x slower while training
                 axis.setStyle(maxTickLevel=0)
+                # axis and grid repainted from a pixmap until their ticks change, not replayed with every redraw
+                # of the curves under them (a sixth of a redraw's time)
+                axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             plot.setLabel("left", label, color=AXIS_COLOUR)
             plot.setMenuEnabled(False)
         self.accuracy_plot.setLabel("bottom", "iteration", color=AXIS_COLOUR)
+        self._value_axes = [plot.getAxis("left") for plot in (self.loss_plot, self.accuracy_plot)]
+        self._axis_text = axis_text_width(AXIS_TEXT)  # room for tick labels: grows to the widest drawn, never shrinks
+        self._fix_axis_width()
         for plot in (self.loss_plot, self.accuracy_plot):
             # ranges are fitted in _redraw: pyqtgraph's auto-range works at paint time and then paints a second time
             plot.disableAutoRange()
@@ -136,6 +163,10 @@ class LossPlot(QWidget):
             raise LossPlotError(f"smoothing must be in [0, 1), got {beta:g}")
         self._average = DebiasedAverage(beta)
         self._average.extend(self._raw[:self._n], self._smooth[:self._n])
+        self._loss_range = LossRange()  # the smoothed values changed: measured again
+        for values in (self._raw[:self._n], self._smooth[:self._n], [e[2] for e in self._epochs],
+                       [e[4] for e in self._epochs]):
+            self._loss_range.include(values)
         self.loss_plot.legend.getLabel(self._smooth_curve).setText(legend_text(self.smoothing_text()))
         if self._n:
             self._schedule()
@@ -157,6 +188,9 @@ class LossPlot(QWidget):
         self._x[start:start + k] = np.arange(start + 1, start + k + 1, dtype=np.float64)
         self._raw[start:start + k] = values
         self._average.extend(values, self._smooth[start:start + k])  # a NaN batch loss leaves the average as it was
+        self._loss_range.include(values)
+        # the smoothed values lie between the losses, yet may be the lowest positive ones (losses of 0 and 1: 0.5)
+        self._loss_range.include(self._smooth[start:start + k])
         self._n += k
         self._schedule()
 
@@ -167,6 +201,7 @@ class LossPlot(QWidget):
 
         self._epochs.append((int(epoch), int(iteration), value(train_loss), value(train_acc),
                              value(test_loss), value(test_acc)))
+        self._loss_range.include(np.array([value(train_loss), value(test_loss)]))
         self._schedule()  # its line is added with the next redraw: adding an item repaints at once
 
     def epoch_count(self) -> int:
@@ -185,7 +220,9 @@ class LossPlot(QWidget):
         """Forget the run (losses, epochs, lines, markers)."""
         self._n = 0
         self._average.reset()
+        self._loss_range = LossRange()
         self._epochs.clear()
+        self._epochs_drawn = -1
         for plot, line in self._epoch_lines:
             plot.removeItem(line)
         self._epoch_lines.clear()
@@ -194,10 +231,18 @@ class LossPlot(QWidget):
             self.loss_plot.removeItem(line)
         self._marker_lines.clear()
         self._timer.stop()
-        self._follow = True
+        self._follow, self._fitted = True, None
         self._x_extent = None
         self._dirty = True
         self._redraw()
+
+    def set_redraw_interval(self, ms: int | None = None) -> None:
+        """Redraw at most every ``ms`` milliseconds (None: every ``REDRAW_MS``), e.g. less often while training runs
+        fast: appends still only fill the buffers, and the next redraw shows all of them."""
+        self._interval_ms = REDRAW_MS if ms is None else max(REDRAW_MS, int(ms))
+
+    def redraw_interval(self) -> int:
+        return self._interval_ms
 
     def set_x_extent(self, iterations: int | None) -> None:
         """Fix the iteration axis to [0, iterations] for a run of known length (None: follow the data).
@@ -209,15 +254,15 @@ class LossPlot(QWidget):
 
     def follow_data(self) -> None:
         """Fit the ranges to the data again (after the person zoomed or panned)."""
-        self._follow = True
+        self._follow, self._fitted = True, None
         self._schedule()
 
     def _stop_following(self, *_) -> None:
-        self._follow = False
+        self._follow, self._fitted = False, None
 
     def set_log_scale(self, on: bool) -> None:
         """Loss on a logarithmic axis (to see progress after the first fast drop)."""
-        self._log = bool(on)
+        self._log, self._fitted = bool(on), None
         self.loss_plot.setLogMode(x=False, y=self._log)
         self._schedule()
 
@@ -229,7 +274,7 @@ class LossPlot(QWidget):
         """Save what is shown (with all data appended so far) as a PNG file; returns the path."""
         if self._dirty:
             self._timer.stop()
-            self._redraw()
+            self._redraw(hidden_too=True)  # even on a page not showing: the picture has all the data
         path = os.fspath(path)
         if not self.grab().save(path, "PNG"):
             raise LossPlotError(f"could not write the plot to {path} (folder missing or not writable?)")
@@ -247,15 +292,24 @@ class LossPlot(QWidget):
         return QSize(240, 200)
 
     # ----- internals -----
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self._schedule()  # appended while another page showed
+
     def _schedule(self) -> None:
         self._dirty = True
-        if not self._timer.isActive():
-            self._timer.start()
+        if not self._timer.isActive():  # the first change after a redraw: redraw a little later, with what follows
+            since = (time.monotonic() - self._last_redraw) * 1000
+            self._timer.start(int(max(REDRAW_MS, self._interval_ms - since)))
 
-    def _redraw(self) -> None:
+    def _redraw(self, hidden_too: bool = False) -> None:
         if not self._dirty:
             return
+        if not hidden_too and not self.isVisible() and self.window().isVisible():
+            return  # another page of the window shows: stay dirty, drawn by showEvent
         self._dirty = False
+        self._last_redraw = time.monotonic()
         self.redraw_count += 1
         n = self._n
         self._raw_curve.setData(self._x[:n], self._raw[:n])
@@ -272,39 +326,48 @@ class LossPlot(QWidget):
                                      labelOpts={"position": 0.92, "color": MARKER_COLOUR, "anchors": [(0, 0), (0, 0)]})
             self.loss_plot.addItem(marker, ignoreBounds=True)
             self._marker_lines.append(marker)
-        if self._epochs:
-            e = np.array(self._epochs, dtype=np.float64)
+        if len(self._epochs) != self._epochs_drawn:  # points are costly to set: only when an epoch was added
+            self._epochs_drawn = len(self._epochs)
+            e = np.array(self._epochs, dtype=np.float64).reshape(-1, 6)
             for item, column, scale in ((self._train_points, 2, 1.0), (self._test_points, 4, 1.0),
                                         (self._train_acc, 3, 100.0), (self._test_acc, 5, 100.0)):
                 known = np.isfinite(e[:, column])  # missing values (no test set, NaN loss) are left out, not drawn
                 item.setData(e[known, 1], e[known, column] * scale)
-        else:
-            for item in (self._train_points, self._test_points, self._train_acc, self._test_acc):
-                item.setData([], [])
         if self._follow:
             self._fit_ranges()
+        self._fix_axis_width()
+
+    def _fix_axis_width(self) -> None:
+        """Both value axes one fixed width, so the two plots line up and a label of another length ("0.5" after
+        "0.25") never re-lays the plot out (a re-layout repaints all of it: the costliest redraw while training).
+        A label wider than that room (drawn once already) widens both, never narrows them."""
+        self._axis_text = max([self._axis_text] + [float(axis.textWidth) for axis in self._value_axes])
+        label = max(axis.label.boundingRect().height() for axis in self._value_axes)
+        width = int(math.ceil(self._axis_text + self._value_axes[0].style["tickTextOffset"][0] + 0.8 * label))
+        if self._value_axes[0].fixedWidth != width:
+            for axis in self._value_axes:
+                axis.setWidth(width)
 
     def _fit_ranges(self) -> None:
         """Ranges that show all data: losses from 0 (or their log range), accuracy around its values."""
-        n = self._n
-        losses = [self._raw[:n], self._smooth[:n]]
-        x_hi = float(n)
+        x_hi = float(self._n)
         e = np.array(self._epochs, dtype=np.float64).reshape(-1, 6)
-        losses += [e[:, 2], e[:, 4]]
         if len(e):
             x_hi = max(x_hi, float(e[:, 1].max()))
-        self.loss_plot.setXRange(0, self._x_extent or max(x_hi, 1.0), padding=0.02)  # accuracy is x-linked
-        y = np.concatenate(losses)
-        y = y[np.isfinite(y)]
+        r = self._loss_range
         if self._log:
-            y = np.log10(y[y > 0])
-            lo, hi = (float(y.min()), float(y.max())) if y.size else (-2.0, 1.0)
+            lo, hi = (math.log10(r.positive_low), math.log10(r.high)) if r.has_positive else (-2.0, 1.0)
         else:
-            lo, hi = (min(0.0, float(y.min())), float(y.max())) if y.size else (0.0, 1.0)
-        self.loss_plot.setYRange(lo, hi if hi > lo else lo + 1.0, padding=0.05)
+            lo, hi = (min(0.0, r.low), r.high) if r.has_values else (0.0, 1.0)
         acc = np.concatenate([e[:, 3], e[:, 5]]) * 100.0
         acc = acc[np.isfinite(acc)]
         # from the lowest value rounded down to a multiple of 10, up to 100: a range that rarely changes,
         # because every change re-lays the axis out and costs a repaint
-        lo = max(0.0, 10.0 * np.floor(float(acc.min()) / 10.0)) if acc.size else 0.0
-        self.accuracy_plot.setYRange(min(lo, 90.0), 100.0, padding=0.05)
+        acc_lo = max(0.0, 10.0 * np.floor(float(acc.min()) / 10.0)) if acc.size else 0.0
+        ranges = (self._x_extent or max(x_hi, 1.0), lo, hi if hi > lo else lo + 1.0, min(acc_lo, 90.0))
+        if ranges == self._fitted:
+            return  # pyqtgraph would go through all its items for the same ranges again
+        self._fitted = ranges
+        self.loss_plot.setXRange(0, ranges[0], padding=0.02)  # accuracy is x-linked
+        self.loss_plot.setYRange(ranges[1], ranges[2], padding=0.05)
+        self.accuracy_plot.setYRange(ranges[3], 100.0, padding=0.05)

@@ -76,3 +76,31 @@ def debiased_average(values, beta: float) -> np.ndarray:
     out = np.empty(values.size)
     DebiasedAverage(beta).extend(values, out)
     return out
+
+
+class LossRange:
+    """The lowest and highest finite loss so far, and the lowest positive one (for a log axis), kept as losses arrive.
+
+    Fitting the axis then costs the same at iteration 100 as at iteration 100,000.
+    """
+
+    def __init__(self) -> None:
+        self.low = self.positive_low = math.inf
+        self.high = -math.inf
+
+    def include(self, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size:
+            self.low, self.high = min(self.low, float(v.min())), max(self.high, float(v.max()))
+            positive = v[v > 0]
+            if positive.size:
+                self.positive_low = min(self.positive_low, float(positive.min()))
+
+    @property
+    def has_values(self) -> bool:
+        return self.high >= self.low
+
+    @property
+    def has_positive(self) -> bool:
+        return math.isfinite(self.positive_low)

@@ -2,10 +2,12 @@
 
 The run itself is a ``TrainingTask`` started through the window's ``TaskRegistry``; its reports
 arrive already merged to the screen's pace (``app.coalescer``), or one per step when the run is
-paced slowly, so each one goes straight to the page and the session. A network put into the
-session by someone else (a weight file) replaces the one being trained: that run is stopped and
-forgotten, and the panel shows the file's architecture. Start on a network that was opened or
-trained asks whether to continue training it (a fine-tune, same network object) or to start anew;
+paced slowly, so each one goes straight to the page and the session. The session's
+``weightsUpdated`` (the weights view, the live predictions) follows a fast run at most every
+``VIEWS_INTERVAL`` seconds, and every report of a slowly paced or paused run, and the run's end.
+A network put into the session by someone else (a weight file) replaces the one being trained: that
+run is stopped and forgotten, and the panel shows the file's architecture. Start on a network that
+was opened or trained asks whether to continue training it (a fine-tune, same network object) or to start anew;
 while it is continued, the panel shows the architecture being trained, read-only, whichever it is,
 and the test accuracy measured before the run is cleared (the next epoch's end measures it again).
 
@@ -15,11 +17,13 @@ so far) / finished, and learning-rate changes made during a run ("lr 0.001 → 0
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject
 
+from app.coalescer import VIEWS_INTERVAL
 from app.control_panel import ControlPanel
 from app.controllers import Host
 from app.network_settings import network_shape, records_loss
@@ -28,7 +32,7 @@ from app.session import Session
 from app.settings import AppSettings
 from app.tabs.training import TrainingPage, format_seconds
 from app.threads import TaskRegistry, describe_error
-from app.training_task import TrainingTask
+from app.training_task import TrainingTask, shows_at_once
 from engine.nn.optimizers import make_optimizer
 from engine.train.config import TrainConfig
 from engine.train.loop import Progress, TrainControl, TrainResult, counted, iterations_per_epoch
@@ -55,6 +59,7 @@ class TrainingController(QObject):
         self._origin: str | None = None  # what the session's network is, when it is not fresh: a file, "run 2"
         self._run_count = 0
         self._hyper: dict = {}  # the running loop's hyper-parameters as last sent: a change reports only what changed
+        self._weights_sent = float("-inf")  # when weightsUpdated was last emitted for the current run (monotonic)
         for action, slot in ((panel.action_start, self.start), (panel.action_pause, self.pause),
                              (panel.action_resume, self.resume), (panel.action_step, self.step),
                              (panel.action_step_epoch, self.step_epoch), (panel.action_stop, self.stop),
@@ -120,6 +125,7 @@ class TrainingController(QObject):
         task.failed.connect(lambda exc, t=task: self._failed(t, exc))
         self.task, self.config, self.iteration, self.changes = task, config, 0, []
         self.fine_tune_of, self._hyper = fine_tune_of, self.panel.hyperparameters()
+        self._weights_sent = float("-inf")
         self.page.begin_run(iterations_per_epoch(len(dataset.x_train), run.batch_size) * run.epochs, control.pace)
         self.page.clear_banner(BANNER_TOPIC)
         self._network, self._fresh = network, None
@@ -292,9 +298,10 @@ class TrainingController(QObject):
         if p.iteration > 0:
             self.session.mark_trained()
         self.page.show_progress(p)
+        tested = [m.test_accuracy for m in p.epochs if m.test_accuracy is not None]
+        if tested:  # of epochs merged into one report only the last accuracy is still true (each one re-predicts)
+            self.session.set_test_accuracy(tested[-1])
         for m in p.epochs:
-            if m.test_accuracy is not None:
-                self.session.set_test_accuracy(m.test_accuracy)
             self.session.epochFinished.emit(m)
         for c in p.changes:
             self.changes.append(c)
@@ -302,7 +309,10 @@ class TrainingController(QObject):
                 self.page.add_change(c["iteration"], f"lr {c['from']:g} → {c['to']:g}")
         if p.changes or self.session.training_state == "paused":
             self._update_label()
-        self.session.weightsUpdated.emit()
+        now = time.monotonic()
+        if shows_at_once(p, task.control.pace) or now - self._weights_sent >= VIEWS_INTERVAL:
+            self._weights_sent = now
+            self.session.weightsUpdated.emit()
 
     def _done(self, task: TrainingTask, result: TrainResult) -> None:
         if task is not self.task:

@@ -3,8 +3,9 @@
 It only shows: the training controller (``app.controllers.training``) pushes each merged progress
 report into ``show_progress`` and says when a run begins and ends and when its learning rate changed.
 The weights view follows the session by itself: it remembers the weights each new network started
-from ("change since the start") and redraws a copy whenever a training report says they changed
-(a few times a second, or every step of a slowly paced run).
+from ("change since the start") and redraws a copy of the units it shows whenever the session says
+they changed (twice a second while training runs fast, every step of a slowly paced run), but only
+while it can be seen: a hidden page redraws once when it is shown again.
 """
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
+from app.coalescer import VIEWS_INTERVAL
 from app.session import Session
+from app.training_task import every_step_shows
 from engine.train.loop import counted
 from widgets.loss_plot import LossPlot
 from widgets.plain_text import block, help_line, line, plain_label
-from widgets.weight_grid import WeightGrid
+from widgets.weight_grid import MAX_TILES, WeightGrid
 
 RATE_WINDOW = 3.0  # seconds of training the speed shown is measured over
 MIN_RATE_SPAN = 0.5  # seconds of training (between two reports at least) before a speed is shown at all
+RATE_MARGIN = 12  # pixels beside the speed line's text
 BANNER_STYLES = {
     "error": "QLabel { background: #fde2e1; color: #8a1c14; border: 1px solid #e8a39d; padding: 6px; }",
     "info": "QLabel { background: #e6f0fb; color: #123e6b; border: 1px solid #a9c6e8; padding: 6px; }",
@@ -48,7 +52,8 @@ class TrainingPage(QWidget):
         super().__init__(parent)
         self.session = session
         self._banner_topic = ""
-        self._w1_start: np.ndarray | None = None  # what "change since the start" is measured from
+        self._w1_start: np.ndarray | None = None  # what "change since the start" is measured from (units shown)
+        self._weights_stale = False  # the weights changed while the view was hidden: redraw when shown
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         self.banner = plain_label(word_wrap=True)  # may quote a file's name or an error about it: text, never HTML
@@ -61,10 +66,12 @@ class TrainingPage(QWidget):
         self.progress_bar.setToolTip("Iterations done out of all iterations of this run")
         self.rate_label = QLabel()
         self.rate_label.setToolTip("Training speed and the time left at that speed")
-        # A minimum width that fits the usual text: text that changes length several times a second must not
-        # re-layout (and so repaint) the plot each time; a rare longer text just widens it once.
-        self.rate_label.setMinimumWidth(self.rate_label.fontMetrics().horizontalAdvance(
-            "epoch 10/10 · iteration 6,000/6,000 · 1,000 it/s, 10:00 left") + 12)
+        # A fixed size that fits the usual text: a label whose size may change asks for a re-layout with every
+        # new text, and that repainted the whole page (plot, weights, tabs) with every report; a rare longer
+        # text just widens it once (_show_rate).
+        usual = max(self.rate_label.fontMetrics().horizontalAdvance(f"epoch 10/10 · iteration 6,000/6,000 · {state}")
+                    for state in ("1,000 it/s, 10:00 left", "measuring the speed…"))
+        self.rate_label.setFixedSize(usual + RATE_MARGIN, self.rate_label.sizeHint().height())
         row.addWidget(self.progress_bar, 1)
         row.addWidget(self.rate_label)
         layout.addLayout(row)
@@ -115,7 +122,7 @@ class TrainingPage(QWidget):
         layout.addLayout(row)
         self.weight_grid = WeightGrid()
         self.weight_grid.setToolTip("Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, "
-                                    "redrawn with every training report (every step when the pace is slow)")
+                                    "redrawn twice a second while training runs fast, every step when the pace is slow")
         layout.addWidget(self.weight_grid, 1)
         self.weights_help = help_line(WEIGHTS_HELP)
         layout.addWidget(self.weights_help)
@@ -141,11 +148,12 @@ class TrainingPage(QWidget):
         self.loss_plot.reset()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
-        self.rate_label.setText(text)
+        self._show_rate(text)
         self._history = []
         self.history_label.setText("")
         self._recent: deque[tuple[float, int]] = deque()  # (seconds trained, iterations done) of recent reports
         self._pace: float | None = None  # steps per second the run is held to (None: as fast as possible)
+        self.loss_plot.set_redraw_interval(None)
 
     def show_reset(self) -> None:
         """Reset made a new network: nothing trained yet."""
@@ -157,10 +165,10 @@ class TrainingPage(QWidget):
         ``pace``: the steps per second it is held to (None: as fast as possible); the speed shown never exceeds it.
         """
         self.clear_run()
-        self._pace = pace
+        self._follow_pace(pace)
         self.progress_bar.setRange(0, max(1, total_iterations))
         self.loss_plot.set_x_extent(total_iterations)
-        self.rate_label.setText("Starting…")
+        self._show_rate("Starting…")
         self.history_label.setText("No setting changed during this run yet")
 
     def show_progress(self, p) -> None:
@@ -169,7 +177,7 @@ class TrainingPage(QWidget):
         for m in p.epochs:
             self.loss_plot.add_epoch(m.epoch, m.iteration, m.train_loss, m.train_accuracy, m.test_loss,
                                      m.test_accuracy)
-        self.progress_bar.setValue(p.iteration)
+        set_value_later(self.progress_bar, p.iteration)
         epochs_total = max(1, p.total_iterations // max(1, p.iterations_per_epoch))
         rate = self._recent_rate(p.elapsed, p.iteration)
         if p.paused:
@@ -178,8 +186,21 @@ class TrainingPage(QWidget):
             state = "measuring the speed…"
         else:
             state = f"{rate:,.0f} it/s, {format_seconds((p.total_iterations - p.iteration) / rate)} left"
-        self.rate_label.setText(f"epoch {p.epoch}/{epochs_total} · iteration {p.iteration:,}/{p.total_iterations:,}"
-                                f" · {state}")
+        self._show_rate(f"epoch {p.epoch}/{epochs_total} · iteration {p.iteration:,}/{p.total_iterations:,}"
+                        f" · {state}")
+
+    def _follow_pace(self, pace: float | None) -> None:
+        """The run is held to ``pace`` steps per second (None: as fast as possible, or no run). The loss plot
+        redraws with every step of a slowly paced run, and twice a second (VIEWS_INTERVAL) when it runs fast."""
+        self._pace = pace
+        self.loss_plot.set_redraw_interval(None if every_step_shows(pace) else round(VIEWS_INTERVAL * 1000))
+
+    def _show_rate(self, text: str) -> None:
+        """The speed line: only the label repaints, unless the text needs more room (then it widens, once)."""
+        needed = self.rate_label.fontMetrics().horizontalAdvance(text) + RATE_MARGIN
+        if needed > self.rate_label.width():
+            self.rate_label.setFixedWidth(needed)
+        self.rate_label.setText(text)
 
     def _recent_rate(self, elapsed: float, iteration: int) -> float | None:
         """Iterations per second over the last few seconds of training (None until there are two reports at least
@@ -196,14 +217,14 @@ class TrainingPage(QWidget):
 
     def restart_speed(self, pace: float | None) -> None:
         """The run's pace changed (or it resumed): measure the speed afresh from the last report on."""
-        self._pace = pace
+        self._follow_pace(pace)
         last = self._recent[-1] if self._recent else None
         self._recent = deque([] if last is None else [last])
 
     def show_result(self, status: str, iterations: int, elapsed: float | None = None) -> None:
         """How the run ended: "finished after 400 iterations in 0:13" (the same count the plot and banner use)."""
         took = "" if elapsed is None else f" in {format_seconds(elapsed)}"
-        self.rate_label.setText(f"{status} after {counted(iterations, 'iteration')}{took}")
+        self._show_rate(f"{status} after {counted(iterations, 'iteration')}{took}")
         if not self._history:
             self.history_label.setText("No setting changed during this run")  # it has ended: no "yet"
 
@@ -220,24 +241,59 @@ class TrainingPage(QWidget):
     # ----- weights -----
     def _network_changed(self, network) -> None:
         w1 = None if network is None else network.params.get("W1")
-        self._w1_start = None if w1 is None else np.array(w1, copy=True)
+        self._w1_start = None if w1 is None else shown_weights(w1)
         self.refresh_weights()
 
     def _state_changed(self, state: str) -> None:
         if state not in ("running", "paused"):
             self.refresh_weights()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._weights_stale:
+            self.refresh_weights()
+
     def refresh_weights(self) -> None:
-        """Redraw the first-layer weights of the current network (a copy: the worker may be updating them)."""
+        """Redraw the first-layer weights of the current network (a copy: the worker may be updating them).
+
+        Only while the view can be seen; otherwise it is marked stale and redrawn when the page is shown.
+        """
+        if not self.weight_grid.isVisible() and self.window().isVisible():
+            self._weights_stale = True  # another page shows: no copy, no drawing until this one is back
+            return
+        self._weights_stale = False
         network = self.session.network
         w1 = None if network is None else network.params.get("W1")
         if w1 is None:
             self.weight_grid.set_weights(None)
             return
-        w1 = np.array(w1, copy=True)
+        total = w1.shape[1] if w1.ndim == 2 else w1.shape[0]
+        shown = shown_weights(w1)
         start = self._w1_start
-        if self.weight_change_check.isChecked() and start is not None and start.shape == w1.shape:
-            change = w1 - start
+        if self.weight_change_check.isChecked() and start is not None and start.shape == shown.shape:
+            change = shown - start
             if np.any(change):  # before the first step there is no change to show: show the weights
-                w1 = change
-        self.weight_grid.set_weights(w1)
+                shown = change
+        self.weight_grid.set_weights(shown, MAX_TILES, total=total)
+
+
+def set_value_later(bar: QProgressBar, value: int) -> None:
+    """``bar.setValue(value)``, painted with the window's next update instead of at once.
+
+    QProgressBar.setValue repaints synchronously whenever its text changes: on a real screen (X11) that
+    is a paint and a flush to the display server of its own with every training report.
+    """
+    bar.setUpdatesEnabled(False)
+    try:
+        bar.setValue(value)
+    finally:
+        bar.setUpdatesEnabled(True)  # schedules an ordinary update
+
+
+def shown_weights(w1: np.ndarray) -> np.ndarray:
+    """A copy of the part of a first layer the weights view draws: its first ``MAX_TILES`` units or filters.
+
+    Copying only those keeps a wide layer's redraw cheap (784×64 of a 784×1000 layer).
+    """
+    w1 = np.asarray(w1)
+    return np.array(w1[:, :MAX_TILES] if w1.ndim == 2 else w1[:MAX_TILES], copy=True)

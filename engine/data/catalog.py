@@ -21,7 +21,8 @@ import platformdirs
 from engine.data.dataset import DIGIT_CLASSES, FASHION_CLASSES, Dataset
 from engine.data.download import (DownloadCancelled, DownloadError, DownloadLimits, OfflineError, ProgressCallback,
                                   RemoteFile, fetch_file, resolve_mirrors)
-from engine.data.idx import IdxError, check_pair, load_idx_pair, read_images, read_labels
+from engine.data.idx import (IMAGE_SHAPE, IdxError, check_labels, load_idx_pair, pixels_to_float, read_images,
+                              read_labels)
 from engine.errors import DatasetError
 from engine.util import atomic_write, printable
 
@@ -167,8 +168,9 @@ def load_remote(remote: RemoteDataset, mirrors: Sequence[str] | None = None,
     return Dataset(remote.name, x_train, t_train, x_test, t_test, list(remote.classes), str(folder))
 
 
-def _pair(images: np.ndarray, labels: np.ndarray, paths: dict, split: str, n_classes: int):
-    return check_pair(images, labels, paths[f"{split}-images"], paths[f"{split}-labels"], n_classes)
+def _pair(x: np.ndarray, labels: np.ndarray, paths: dict, split: str, n_classes: int):
+    check_labels(len(x), labels, paths[f"{split}-images"], paths[f"{split}-labels"], n_classes)
+    return x, labels.astype(np.int64)
 
 
 def _file_key(path: Path, known_hash: str) -> str:
@@ -186,22 +188,46 @@ def _decoded_exists(folder: Path, role: str, key: str) -> bool:
 
 
 def _decoded(folder: Path, role: str, source: Path, known_hash: str) -> np.ndarray:
-    """The uint8 array in `source` (already checksum-verified), from the .npy cache when decoded from it before."""
+    """The array in `source` (already checksum-verified), from the .npy cache (of the uint8 array) when decoded
+    from it before: labels as uint8, images as (N, 784) float32 pixels in [0, 1]."""
+    images = role.endswith("images")
     key = _file_key(source, known_hash)
     cached = _decoded_path(folder, role, key)
     if cached.is_file():
         try:
             array = np.load(cached, allow_pickle=False, mmap_mode="r")  # the header first: shape and dtype
-            if array.dtype == np.uint8 and array.ndim == (3 if role.endswith("images") else 1):
+            if array.dtype == np.uint8 and not images and array.ndim == 1:
                 return np.array(array)
+            if array.dtype == np.uint8 and images and array.ndim == 3 and array.shape[1:] == IMAGE_SHAPE \
+                    and len(array) and array.flags.c_contiguous:
+                return _cached_pixels(cached, array.offset, len(array))
         except (OSError, ValueError):
             pass
         cached.unlink(missing_ok=True)  # damaged or not what this cache writes: decode again below
-    array = read_images(source) if role.endswith("images") else read_labels(source)
+    array = read_images(source) if images else read_labels(source)
     for old in folder.glob(f"{role}.*.npy"):
         old.unlink(missing_ok=True)
     _save_npy_atomic(cached, array)
-    return array
+    return pixels_to_float(array) if images else array
+
+
+_CACHE_ROWS = 4096  # images read from a .npy cache at a time
+
+
+def _cached_pixels(path: Path, offset: int, count: int) -> np.ndarray:
+    """The uint8 images cached in ``path`` (data at ``offset``) as float32 pixels, read a few thousand at a time:
+    the whole set is never in memory as uint8 as well (nor mapped: mapped pages would count as the process's)."""
+    size = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+    x = np.empty((count, size), dtype=np.float32)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for start in range(0, count, _CACHE_ROWS):
+            rows = min(_CACHE_ROWS, count - start)
+            data = np.fromfile(f, dtype=np.uint8, count=rows * size)
+            if data.size != rows * size:
+                raise ValueError(f"{path.name} ends early")
+            x[start:start + rows] = pixels_to_float(data.reshape(rows, size))
+    return x
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:

@@ -7,6 +7,9 @@ crash, a hang or an allocation the size the header claims before the data is the
 Datasets are checked from the header before any data is read (28x28 unsigned bytes, a sane count),
 so decompression stops at the size the header declares for them plus one byte: a gzip bomb (a
 small .gz inflating to gigabytes) is refused after inflating at most that much.
+Data is read in bounded chunks into an array that grows with it (never joined from pieces), and
+images are decoded straight into float32 pixels (``load_idx_pair``): loading a set costs its
+float32 size, not that plus its bytes.
 """
 from __future__ import annotations
 
@@ -42,36 +45,38 @@ class IdxError(DatasetError):
     """An IDX file is malformed: bad magic number, truncated, too long, or not gzip/IDX at all."""
 
 
-def read_idx(source: str | os.PathLike | BinaryIO, check=None) -> np.ndarray:
+def read_idx(source: str | os.PathLike | BinaryIO, check=None, decode=None) -> np.ndarray:
     """The array stored in an IDX file (plain or gzipped), in native byte order.
 
     ``check(where, code, shape)``, when given, sees the header before any data is read and raises
     IdxError to refuse it; the data read (and decompressed) is then bounded by what the header declares.
+    ``decode(shape, chunks)``, when given, builds the result instead from the data as it arrives
+    (``chunks`` yields bytes, exactly the declared amount in all, or raises IdxError).
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         where = printable(path)
         try:
             with open_regular_file(path, IdxError) as raw:  # a FIFO or a device would block or never end
-                return _read_idx_stream(raw, where, check)
+                return _read_idx_stream(raw, where, check, decode)
         except OSError as exc:
             raise IdxError(f"{where}: cannot read it: {exc.strerror or exc}") from exc
-    return _read_idx_stream(source, printable(getattr(source, "name", "<stream>")), check)
+    return _read_idx_stream(source, printable(getattr(source, "name", "<stream>")), check, decode)
 
 
-def _read_idx_stream(raw: BinaryIO, where: str, check) -> np.ndarray:
+def _read_idx_stream(raw: BinaryIO, where: str, check, decode) -> np.ndarray:
     head = raw.read(2)
     if not isinstance(head, bytes):
         raise IdxError(f"{where}: expected a binary file, got {type(head).__name__}")
     if head == _GZIP_MAGIC:
         try:
-            return _parse(_Gunzip(_Prefixed(head, raw)), where + " (gzip)", check)
+            return _parse(_Gunzip(_Prefixed(head, raw)), where + " (gzip)", check, decode)
         except (OSError, EOFError, zlib.error) as exc:
             raise IdxError(f"{where}: corrupt or truncated gzip data ({printable(exc)})") from exc
-    return _parse(_Prefixed(head, raw), where, check)
+    return _parse(_Prefixed(head, raw), where, check, decode)
 
 
-def _parse(stream, where: str, check) -> np.ndarray:
+def _parse(stream, where: str, check, decode) -> np.ndarray:
     magic = _read_exact(stream, 4, where, "the 4-byte magic number")
     if magic[0] != 0 or magic[1] != 0:
         raise IdxError(f"{where}: not an IDX file (magic number starts {magic[:2].hex()}, expected 0000)")
@@ -92,14 +97,41 @@ def _parse(stream, where: str, check) -> np.ndarray:
     if declared > MAX_DATA_BYTES or nominal > MAX_DATA_BYTES:
         raise IdxError(f"{where}: header declares shape {shape}, {declared:,} bytes of data; refusing more than "
                        f"{MAX_DATA_BYTES:,} bytes")
-    data = _read_at_most(stream, declared + 1)  # never more: this is what bounds a decompression bomb
-    if len(data) < declared:
-        raise IdxError(f"{where}: truncated: header declares shape {shape} ({declared:,} bytes of data) "
-                       f"but only {len(data):,} bytes follow")
-    if len(data) > declared:
+    chunks = _data_chunks(stream, declared, where, shape)
+    if decode is not None:
+        return decode(shape, chunks)
+    data, start = np.empty(0, dtype=np.uint8), 0
+    for chunk in chunks:
+        data = _room(data, start + len(chunk), declared)
+        data[start:start + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        start += len(chunk)
+    return data.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _room(array: np.ndarray, needed: int, declared: int) -> np.ndarray:
+    """``array`` (1-D, its own memory) grown to hold ``needed`` values: doubled, up to the ``declared`` size.
+
+    Memory follows the data that has arrived, not what a header claims; resizing reallocates in
+    place (large blocks are remapped, not copied).
+    """
+    if needed > array.size:
+        array.resize(min(declared, max(needed, 2 * array.size)), refcheck=False)
+    return array
+
+
+def _data_chunks(stream, declared: int, where: str, shape: tuple):
+    """The data in chunks of at most _CHUNK bytes, exactly ``declared`` in all; IdxError if there is less or more."""
+    done = 0
+    while done < declared:
+        chunk = stream.read(min(_CHUNK, declared - done))  # never more: this is what bounds a decompression bomb
+        if not chunk:
+            raise IdxError(f"{where}: truncated: header declares shape {shape} ({declared:,} bytes of data) "
+                           f"but only {done:,} bytes follow")
+        done += len(chunk)
+        yield chunk
+    if stream.read(1):
         raise IdxError(f"{where}: header declares shape {shape} ({declared:,} bytes of data) "
                        "but more data follows (trailing data, or a file that is not what its header says)")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
 def _read_exact(stream, n: int, where: str, what: str) -> bytes:
@@ -193,11 +225,12 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def read_images(path: str | os.PathLike | BinaryIO, shape: tuple[int, int] | None = IMAGE_SHAPE,
-                max_count: int = MAX_IMAGES) -> np.ndarray:
+                max_count: int = MAX_IMAGES, as_float: bool = False) -> np.ndarray:
     """(N, rows, cols) uint8 images from an IDX image file (magic 0x00000803), 1 <= N <= max_count.
 
     ``shape`` is the (rows, cols) every image must have (None: any); all is checked from the header,
-    before the data is read.
+    before the data is read. ``as_float``: (N, rows·cols) float32 in [0, 1] instead, decoded chunk
+    by chunk (as ``pixels_to_float``), so the uint8 images are never all in memory.
     """
     def check(where: str, code: int, dims: tuple) -> None:
         _check_header(where, code, dims, IMAGES_MAGIC, "images", max_count)
@@ -205,7 +238,18 @@ def read_images(path: str | os.PathLike | BinaryIO, shape: tuple[int, int] | Non
             raise IdxError(f"{where}: images are {dims[1]}×{dims[2]}, DigitLab needs "
                            f"{shape[0]}×{shape[1]}")
 
-    return read_idx(path, check)
+    return read_idx(path, check, _decode_pixels if as_float else None)
+
+
+def _decode_pixels(shape: tuple, chunks) -> np.ndarray:
+    """uint8 pixel data, arriving in chunks, as (N, pixels) float32 in [0, 1]."""
+    flat, start = np.empty(0, dtype=np.float32), 0
+    for chunk in chunks:
+        pixels = np.frombuffer(chunk, dtype=np.uint8)
+        flat = _room(flat, start + len(pixels), math.prod(shape))
+        np.multiply(pixels, _PIXEL_SCALE, out=flat[start:start + len(pixels)])
+        start += len(pixels)
+    return flat.reshape(shape[0], -1)
 
 
 def read_labels(path: str | os.PathLike | BinaryIO, max_count: int = MAX_IMAGES) -> np.ndarray:
@@ -231,9 +275,10 @@ def _check_header(where: str, code: int, dims: tuple, magic: int, what: str, max
 def load_idx_pair(images_path, labels_path, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Images as (N, 784) float32 in [0, 1] and labels as (N,) int64, checked to belong together."""
     try:
-        images = read_images(images_path)
+        x = read_images(images_path, as_float=True)
         labels = read_labels(labels_path)
-        return check_pair(images, labels, images_path, labels_path, n_classes)
+        check_labels(len(x), labels, images_path, labels_path, n_classes)
+        return x, labels.astype(np.int64)
     except MemoryError:  # within MAX_IMAGES, but this machine (or its memory limit) has less to give
         raise IdxError(f"{printable(images_path)}: not enough memory to load these images (each image needs "
                        f"{4 * 784:,} bytes as float32)") from None
@@ -245,18 +290,29 @@ def check_pair(images: np.ndarray, labels: np.ndarray, images_path, labels_path,
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or len(images) == 0:
         raise IdxError(f"{printable(images_path)}: expected at least one 28×28 image, found an array of "
                        f"shape {images.shape}")
-    if len(images) != len(labels):
-        raise IdxError(f"{printable(images_path)}: holds {len(images):,} images but {printable(labels_path)} "
+    check_labels(len(images), labels, images_path, labels_path, n_classes)
+    return pixels_to_float(images), labels.astype(np.int64)
+
+
+def check_labels(n_images: int, labels: np.ndarray, images_path, labels_path, n_classes: int = 10) -> None:
+    """IdxError unless there is one label per image, each below ``n_classes``."""
+    if n_images != len(labels):
+        raise IdxError(f"{printable(images_path)}: holds {n_images:,} images but {printable(labels_path)} "
                        f"holds {len(labels):,} labels")
     bad = np.flatnonzero(labels >= n_classes)
     if bad.size:
         raise IdxError(f"{printable(labels_path)}: label {int(labels[bad[0]])} at index {int(bad[0]):,} is out of "
                        f"range 0-{n_classes - 1} ({bad.size:,} such labels)")
-    return pixels_to_float(images), labels.astype(np.int64)
+
+
+_PIXEL_SCALE = np.float32(1.0 / 255.0)
+_ROWS_PER_CHUNK = 4096  # pixels_to_float converts this many images at a time: no uint8-to-float temporary
 
 
 def pixels_to_float(images: np.ndarray) -> np.ndarray:
     """uint8 images of any shape (N, ...) as (N, pixels) float32 in [0, 1]."""
-    x = images.reshape(len(images), -1).astype(np.float32)
-    x *= np.float32(1.0 / 255.0)
+    images = images.reshape(len(images), -1)
+    x = np.empty(images.shape, dtype=np.float32)
+    for i in range(0, len(images), _ROWS_PER_CHUNK):
+        np.multiply(images[i:i + _ROWS_PER_CHUNK], _PIXEL_SCALE, out=x[i:i + _ROWS_PER_CHUNK])
     return x

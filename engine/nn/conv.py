@@ -1,19 +1,46 @@
 """Convolution, max-pooling and the book's (non-inverted) dropout for image-shaped (N, C, H, W) data.
 
-Convolution is im2col + one matrix product. im2col copies one strided slice per kernel
-offset (k·k copies, no Python loop over positions) and col2im adds each offset back the
-same way, which is much faster than ``np.add.at``.
-As in ``engine.nn.layers``, caches for ``backward`` are kept only when ``train`` is true,
-and scratch buffers are reused only then (inference allocates its own, so it is thread safe).
+Convolution is the book's im2col + matrix product, done a few images at a time so that the
+scratch stays in cache (``engine.nn.im2col``); max pooling takes two passes of strided views
+(``engine.nn.maxpool``). Outputs are (N, C, H, W) views of channel-major storage, which the next
+convolution or pooling reads without copying. As in ``engine.nn.layers``, caches for ``backward``
+are kept only when ``train`` is true; scratch buffers belong to one call, so inference from
+another thread shares nothing with a training step.
 """
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from engine.errors import DigitLabError
 
+from engine.nn.blas import one_thread
+from engine.nn.im2col import Scratch
 from engine.nn.initializers import init_weight
+from engine.nn.maxpool import empty_in_layout, max_pool, max_pool_backward
 from engine.nn.layers import Layer
+
+
+WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads sharing a convolution's chunks of images
+_pool: list[ThreadPoolExecutor] = []  # made on first use, shared by every convolution of this process
+
+
+def _in_parallel(work, n: int, images: int) -> list:
+    """``work(first, end)`` over ``WORKERS`` contiguous parts of a batch of ``n`` (in this thread when small).
+
+    NumPy lets go of the GIL while it copies and multiplies, so each thread keeps one core busy with
+    its own chunks and its own scratch; OpenBLAS stays on one thread meanwhile (``engine.nn.blas``).
+    """
+    parts = min(WORKERS, -(-n // images))  # no more parts than chunks
+    if parts <= 1:
+        return [work(0, n)]
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(WORKERS, thread_name_prefix="conv"))
+    step = -(-n // parts)
+    futures = [_pool[0].submit(work, i, min(n, i + step)) for i in range(step, n, step)]
+    return [work(0, min(n, step))] + [f.result() for f in futures]
 
 
 class ConvError(DigitLabError):
@@ -23,6 +50,14 @@ class ConvError(DigitLabError):
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     """Positions a ``kernel`` wide window takes along ``size`` pixels (the book's floor formula)."""
     return (size + 2 * pad - kernel) // stride + 1
+
+
+def _grad_buffer(grads: dict, key: str, like: np.ndarray, dtype) -> np.ndarray:
+    """``grads[key]`` to write a gradient into (the network may hand out views of one buffer), or a new array."""
+    g = grads.get(key)
+    if g is None or g.shape != like.shape or g.dtype != dtype or not g.flags.writeable:
+        g = grads[key] = np.empty(like.shape, dtype=dtype)
+    return g
 
 
 def _check_image_shape(what: str, input_shape: tuple, channels: int, kernel: int, stride: int, pad: int) -> tuple:
@@ -48,29 +83,13 @@ def _check_settings(what: str, **values: int) -> None:
             raise ConvError(f"{what}: {name} must be an integer ≥ {minimum}, got {value!r}")
 
 
-def _scratch(buffer: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
-    """``buffer`` when it already has this shape and dtype, else a new uninitialised array."""
-    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-        return np.empty(shape, dtype=dtype)
-    return buffer
-
-
-def _zeros_in_layout(shape: tuple, strides: tuple, dtype) -> np.ndarray:
-    """Zeros of logical ``shape`` stored in the same axis order as an array with ``strides``.
-
-    Convolutions hand out (N, C, H, W) arrays stored channel-major (C, N, H, W); gradients
-    in that same order let the next backward reshape without copying.
-    """
-    order = sorted(range(len(shape)), key=lambda a: -strides[a])
-    return np.zeros([shape[a] for a in order], dtype=dtype).transpose(np.argsort(order))
-
-
 class Convolution(Layer):
     """2-D convolution (cross-correlation, as in the book) with filters ``W`` (F, C, k, k) and biases ``b`` (F,).
 
-    Internally im2col is transposed: ``col`` is (C·k·k, N·oh·ow), built by k·k slice copies
-    of the (C, N, H, W) image, and the output is ``W @ col`` stored (F, N, oh, ow) and returned as
-    an (N, F, oh, ow) view. Those long contiguous rows make both im2col and col2im fast.
+    im2col + one matrix product per chunk of a few images (``engine.nn.im2col``): ``col`` is
+    (C·k·k, images·positions), ``W @ col`` plus the bias goes into the output, stored (F, N, oh, ow)
+    and returned as an (N, F, oh, ow) view. Training keeps only the input: backward rebuilds each
+    chunk's ``col`` (a cheap copy into cache) instead of holding the whole batch's.
     """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, stride: int = 1, pad: int = 0) -> None:
@@ -85,10 +104,7 @@ class Convolution(Layer):
         self.stride = int(stride)
         self.pad = int(pad)
         self.need_dx = True  # the network turns this off for its first layer: nobody uses that dx
-        self._col = None
-        self._x_shape = None
-        self._out_shape = None
-        self._buffers: dict[str, np.ndarray] = {}  # training-only scratch arrays, reused across steps
+        self._x = None
 
     def spec(self) -> dict:
         f, c, k, _ = self.params["W"].shape
@@ -100,72 +116,75 @@ class Convolution(Layer):
         oh, ow = _check_image_shape("convolution", input_shape, c, k, self.stride, self.pad)
         return (int(f), oh, ow)
 
-    def _im2col(self, x: np.ndarray, oh: int, ow: int, train: bool) -> np.ndarray:
-        n, c, h, w = x.shape
-        k, s, p = self.params["W"].shape[2], self.stride, self.pad
-        xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view when x came from another convolution
-        if p:
-            xp = _scratch(self._buffers.get("pad") if train else None, (c, n, h + 2 * p, w + 2 * p), x.dtype)
-            if not train or "pad" not in self._buffers or self._buffers["pad"] is not xp:
-                xp.fill(0)  # a new buffer: zero the border once (a reused one keeps its zero border)
-            xp[:, :, p : p + h, p : p + w] = xc
-            if train:
-                self._buffers["pad"] = xp
-            xc = xp
-        col = _scratch(self._buffers.get("col") if train else None, (c, k, k, n, oh, ow), x.dtype)
-        for i in range(k):
-            for j in range(k):
-                col[:, i, j] = xc[:, :, i : i + s * oh : s, j : j + s * ow : s]
-        if train:
-            self._buffers["col"] = col
-        return col.reshape(c * k * k, n * oh * ow)
+    def _scratch(self, x: np.ndarray, dtype) -> tuple[Scratch, np.ndarray, np.ndarray]:
+        """(this call's scratch, images as (C, N, H, W), filters as an (F, C·k·k) matrix)."""
+        W = self.params["W"]
+        f, c, k, _ = W.shape
+        oh, ow = _check_image_shape("convolution", x.shape[1:], c, k, self.stride, self.pad)
+        xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view, contiguous when x came from another convolution
+        return Scratch(xc.shape, k, self.stride, self.pad, oh, ow, dtype), xc, W.reshape(f, -1).astype(dtype, copy=False)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         W, b = self.params["W"], self.params["b"]
-        f, c, k, _ = W.shape
+        f, c = W.shape[:2]
         if x.ndim != 4 or x.shape[1] != c:
             raise ConvError(f"convolution expects input (N, {c}, H, W), got shape {x.shape}")
-        n = x.shape[0]
-        oh, ow = _check_image_shape("convolution", x.shape[1:], c, k, self.stride, self.pad)
-        col = self._im2col(x, oh, ow, train)
-        out = W.reshape(f, -1) @ col  # (F, N·oh·ow)
-        out += b.reshape(f, 1)
+        dtype = np.result_type(x.dtype, W.dtype)
+        scratch, xc, wmat = self._scratch(x, dtype)
+        n, oh, ow = x.shape[0], scratch.oh, scratch.ow
+        out = np.empty((f, n, oh, ow), dtype)
+        bias = b.astype(dtype, copy=False).reshape(f, 1, 1, 1)
+        def part(start: int, stop: int) -> None:
+            own = scratch if start == 0 else scratch.fresh()
+            for first, end in own.chunks(stop - start, start):
+                products = own.product(f, end - first)
+                np.matmul(wmat, own.im2col(xc[:, first:end]), out=products)
+                # add the bias while the products are in cache, leaving out the unused columns of wide rows
+                np.add(products.reshape(f, end - first, oh, own.row)[..., :ow], bias, out=out[:, first:end])
+
+        with one_thread():  # many small products: see engine.nn.blas
+            _in_parallel(part, n, scratch.images)
         if train:
-            self._col = col
-            self._x_shape = x.shape
-            self._out_shape = (n, f, oh, ow)
-        return out.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+            self._x = x
+        return out.transpose(1, 0, 2, 3)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        """Fills ``grads``; the returned dx is a scratch buffer valid until this layer's next backward."""
-        W = self.params["W"]
-        f, c, k, _ = W.shape
-        n, _, oh, ow = self._out_shape
-        dout = dout.reshape(self._out_shape)  # an affine layer above hands back flat rows
-        dflat = dout.transpose(1, 0, 2, 3).reshape(f, -1)  # a view when dout kept the forward's layout
-        self.grads["W"] = (dflat @ self._col.T).reshape(W.shape)
-        self.grads["b"] = dflat.sum(axis=1)
-        self._col = None
-        if not self.need_dx:
-            return None
-        dcol = (W.reshape(f, -1).T @ dflat).reshape(c, k, k, n, oh, ow)
-        _, _, h, w = self._x_shape
-        p, s = self.pad, self.stride
-        dxp = _scratch(self._buffers.get("dx"), (c, n, h + 2 * p, w + 2 * p), dcol.dtype)
-        self._buffers["dx"] = dxp
-        dxp.fill(0)
-        # col2im: each kernel offset adds one strided slice (no np.add.at)
-        for i in range(k):
-            for j in range(k):
-                dxp[:, :, i : i + s * oh : s, j : j + s * ow : s] += dcol[:, i, j]
-        return dxp[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)
+        """Fills ``grads``; returns dx, or None when ``need_dx`` is off."""
+        W, x = self.params["W"], self._x
+        f = W.shape[0]
+        dtype = np.result_type(x.dtype, W.dtype)
+        scratch, xc, wmat = self._scratch(x, dtype)
+        n = x.shape[0]
+        # an affine layer above hands back flat rows; (F, N, oh, ow) is a view when dout kept the forward's layout
+        dout = dout.reshape(n, f, scratch.oh, scratch.ow).transpose(1, 0, 2, 3).astype(dtype, copy=False)
+        dx = np.empty(xc.shape, dtype) if self.need_dx else None
+
+        def part(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            own = scratch if start == 0 else scratch.fresh()
+            dWT = np.zeros((own.rows, f), dtype)  # summed as col @ doutᵀ: BLAS is much faster that way round
+            db = np.zeros(f, dtype)
+            for first, end in own.chunks(stop - start, start):
+                d = own.gradient(dout[:, first:end])
+                dWT += own.im2col(xc[:, first:end]) @ np.ascontiguousarray(d.T)
+                db += d.sum(axis=1)
+                if dx is not None:
+                    dcol = np.matmul(wmat.T, d, out=own.dcol(d.shape[1]))
+                    own.col2im(dcol, dx[:, first:end])
+            return dWT, db
+
+        with one_thread():
+            sums = _in_parallel(part, n, scratch.images)
+        np.copyto(_grad_buffer(self.grads, "W", W, dtype).reshape(f, -1), sum(s[0] for s in sums).T)
+        np.copyto(_grad_buffer(self.grads, "b", self.params["b"], dtype), sum(s[1] for s in sums))
+        self._x = None
+        return None if dx is None else dx.transpose(1, 0, 2, 3)
 
 
 class Pooling(Layer):
     """Max pooling over ``size``×``size`` windows; padding adds zeros, like the book's im2col.
 
-    One strided view per window offset and a running maximum: no window array is ever built.
-    Training also keeps, as int8, which offset held the (first) maximum, like the book's argmax.
+    Two passes of strided views (``engine.nn.maxpool``): no window array is ever built. Training
+    keeps, as int8, which column and which row held the (first) maximum, like the book's argmax.
     """
 
     def __init__(self, size: int = 2, stride: int = 2, pad: int = 0) -> None:
@@ -176,9 +195,7 @@ class Pooling(Layer):
         self.size = int(size)
         self.stride = int(stride)
         self.pad = int(pad)
-        self._argmax = None
-        self._x_shape = None
-        self._x_strides = None
+        self._saved = None
 
     def spec(self) -> dict:
         return {"type": "pool", "size": self.size, "stride": self.stride, "pad": self.pad}
@@ -187,10 +204,6 @@ class Pooling(Layer):
         oh, ow = _check_image_shape("pooling", input_shape, None, self.size, self.stride, self.pad)
         return (int(input_shape[0]), oh, ow)
 
-    def _views(self, a: np.ndarray, oh: int, ow: int) -> list[np.ndarray]:
-        s = self.stride
-        return [a[:, :, i : i + s * oh : s, j : j + s * ow : s] for i in range(self.size) for j in range(self.size)]
-
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         if x.ndim != 4:
             raise ConvError(f"pooling expects input (N, C, H, W), got shape {x.shape}")
@@ -198,45 +211,22 @@ class Pooling(Layer):
         p = self.pad
         if p:
             n, c, h, w = x.shape
-            xp = _zeros_in_layout((n, c, h + 2 * p, w + 2 * p), x.strides, x.dtype)
+            xp = empty_in_layout((n, c, h + 2 * p, w + 2 * p), x.strides, x.dtype, zeros=True)
             xp[:, :, p : p + h, p : p + w] = x
         else:
             xp = x
-        views = self._views(xp, oh, ow)
-        out = views[0].copy()
-        if not train:
-            for v in views[1:]:
-                np.maximum(out, v, out=out)
-            return out
-        arg = np.zeros(out.shape, dtype=np.int8)
-        for index, v in enumerate(views[1:], start=1):
-            # arg += better * (index - arg) in int8: much faster than np.where or boolean indexing
-            better = np.greater(v, out).view(np.int8)
-            np.maximum(out, v, out=out)
-            step = np.subtract(np.int8(index), arg)
-            step *= better
-            arg += step
-        self._argmax = arg
-        self._x_shape = x.shape
-        self._x_strides = xp.strides
+        out, saved = max_pool(xp, self.size, self.stride, oh, ow, keep_arg=train)
+        if train:
+            self._saved = saved
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        n, c, h, w = self._x_shape
+        _, row_arg, (n, c, hp, wp), _ = self._saved
+        dout = dout.reshape(row_arg.shape)  # an affine layer above hands back flat rows
+        dxp = max_pool_backward(dout, self.size, self.stride, self._saved)
+        self._saved = None
         p = self.pad
-        arg = self._argmax
-        oh, ow = arg.shape[2:]
-        dout = dout.reshape(arg.shape)  # an affine layer above hands back flat rows
-        dxp = _zeros_in_layout((n, c, h + 2 * p, w + 2 * p), self._x_strides, dout.dtype)
-        overlap = self.stride < self.size
-        for index, target in enumerate(self._views(dxp, oh, ow)):
-            chosen = np.equal(arg, index).view(np.int8)
-            if overlap:
-                target += dout * chosen
-            else:  # windows do not overlap: each input pixel receives at most one value
-                np.multiply(dout, chosen, out=target)
-        self._argmax = None
-        return dxp[:, :, p : p + h, p : p + w] if p else dxp
+        return dxp[:, :, p : hp - p, p : wp - p] if p else dxp
 
 
 class Dropout(Layer):

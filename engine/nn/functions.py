@@ -9,12 +9,12 @@ LOG_EPS = 1e-7  # added inside log so that a probability of exactly 0 gives a la
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    # exp of a negative argument only: exp(-x) for large negative x would overflow
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
+    x = np.asarray(x)
+    # exp of a non-positive argument only, so nothing overflows: with e = exp(-|x|),
+    # sigmoid is 1/(1+e) for x >= 0 and e/(1+e) below 0
+    e = np.exp(-np.abs(x))
+    out = np.where(x >= 0, 1.0, e)
+    out /= 1.0 + e
     return out
 
 
@@ -28,10 +28,14 @@ def step_function(x: np.ndarray) -> np.ndarray:
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis; works for one vector or a batch."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
     # subtracting the max leaves the result unchanged and keeps exp() from overflowing
-    shifted = x - np.max(x, axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / np.sum(e, axis=-1, keepdims=True)
+    e = x - np.max(x, axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=-1, keepdims=True)
+    return e
 
 
 def to_indices(t: np.ndarray) -> np.ndarray:
@@ -85,16 +89,37 @@ def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
 def softmax_cross_entropy(scores: np.ndarray, t: np.ndarray) -> float:
     """Mean cross-entropy of softmax(``scores``) against labels (indices or one-hot), exact, from the logits.
 
-    Training, ``Network.evaluate`` and ``evaluate_model`` all compute the cross-entropy loss here.
+    Training (the loss layer, through ``softmax_and_cross_entropy``: the same arithmetic),
+    ``Network.evaluate`` and ``evaluate_model`` all compute the cross-entropy loss here.
     """
     s, t = _as_batch(scores, t)
-    s = s.astype(np.float64, copy=False)
-    idx = to_indices(t).reshape(-1)
+    return _mean_log_softmax_loss(s, _row_max(s), to_indices(t).reshape(-1))
+
+
+def softmax_and_cross_entropy(scores: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, float]:
+    """(``softmax(scores)``, ``softmax_cross_entropy(scores, idx)``) of a batch (N, C), bit for bit, in fewer steps."""
+    top = _row_max(scores)
+    loss = _mean_log_softmax_loss(scores, top, idx)
+    # subtracting the max leaves the result unchanged and keeps exp() from overflowing
+    y = scores - top
+    np.exp(y, out=y)
+    y /= np.add.reduce(y, axis=1, keepdims=True)
+    return y, loss
+
+
+def _row_max(x: np.ndarray) -> np.ndarray:
+    """Each row's maximum, as a column: argmax and a pick are several times faster than np.max along short rows."""
+    return x[np.arange(len(x)), x.argmax(axis=1)].reshape(-1, 1)
+
+
+def _mean_log_softmax_loss(scores: np.ndarray, top: np.ndarray, idx: np.ndarray) -> float:
+    """Mean of -log softmax(scores)[idx] (``top``: each row's max), in float64 whatever the scores' dtype."""
+    s = scores.astype(np.float64, copy=False)
     # log-softmax with the max subtracted: exp() cannot overflow and a probability that underflows to 0
     # still gives its exact (large, finite) loss instead of needing the +1e-7 of cross_entropy_error
-    shifted = s - np.max(s, axis=1, keepdims=True)
-    log_sums = np.log(np.sum(np.exp(shifted), axis=1))
-    return float(np.sum(log_sums - shifted[np.arange(len(idx)), idx]) / len(idx))
+    shifted = s - top
+    log_sums = np.log(np.add.reduce(np.exp(shifted), axis=1))
+    return float(np.add.reduce(log_sums - shifted[np.arange(len(idx)), idx]) / len(idx))
 
 
 def softmax_squared_error(scores: np.ndarray, t: np.ndarray) -> float:

@@ -3,12 +3,33 @@
 ``forward(x, train=False)`` keeps what ``backward`` needs only when ``train`` is
 true, so predicting from another thread never clobbers a training step's cache.
 ``backward(dout)`` returns ``dx`` and fills ``self.grads`` (same keys as ``self.params``).
+
+Training reuses each layer's buffers from step to step (``out=``): an array a training
+``forward`` or ``backward`` returns is valid until that layer's next training call. A layer
+writes its gradients into the arrays already in ``self.grads`` when they fit (the network
+gives it views of one flat buffer, see ``engine.nn.network``), else it puts new ones there.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from engine.nn.functions import one_hot, sigmoid, softmax, softmax_cross_entropy, softmax_squared_error
+from engine.nn.functions import (one_hot, sigmoid, softmax, softmax_and_cross_entropy, softmax_cross_entropy,
+                                 softmax_squared_error, to_indices)
+
+
+def _scratch(buffer: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
+    """``buffer`` when it already has this shape and dtype, else a new uninitialised array."""
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        return np.empty(shape, dtype=dtype)
+    return buffer
+
+
+def _grad_buffer(grads: dict, key: str, like: np.ndarray, dtype) -> np.ndarray:
+    """``grads[key]`` to write a gradient into, replaced by a new array when it does not fit ``like``."""
+    g = grads.get(key)
+    if g is None or g.shape != like.shape or g.dtype != dtype or not g.flags.writeable:
+        g = grads[key] = np.empty(like.shape, dtype=dtype)
+    return g
 
 
 class Layer:
@@ -38,6 +59,7 @@ class Affine(Layer):
         self.need_dx = True  # the network turns this off for its first layer: nobody uses that dx
         self._x = None
         self._x_shape = None
+        self._out = self._dx = None  # training buffers, reused while the batch size stays the same
 
     def spec(self) -> dict:
         W = self.params["W"]
@@ -51,21 +73,29 @@ class Affine(Layer):
         in_shape = x.shape
         if x.ndim != 2:
             x = x.reshape(x.shape[0], -1)
-        if train:
-            self._x_shape = in_shape  # dx goes back in this shape (e.g. a conv layer's (N, C, H, W))
-            self._x = x
-        out = x @ W
+        if not train:
+            out = x @ W  # a new array: inference may run in another thread while training goes on
+            out += b
+            return out
+        self._x_shape = in_shape  # dx goes back in this shape (e.g. a conv layer's (N, C, H, W))
+        self._x = x
+        out = self._out = _scratch(self._out, (x.shape[0], W.shape[1]), np.promote_types(x.dtype, W.dtype))
+        np.matmul(x, W, out=out)
         out += b
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        x = self._x
-        self.grads["W"] = x.T @ dout
-        self.grads["b"] = dout.sum(axis=0)
+        x, W = self._x, self.params["W"]
+        dtype = np.promote_types(x.dtype, dout.dtype)
+        # x.T is a view: BLAS reads it transposed, nothing is copied
+        np.matmul(x.T, dout, out=_grad_buffer(self.grads, "W", W, dtype))
+        np.add.reduce(dout, axis=0, out=_grad_buffer(self.grads, "b", self.params["b"], dtype))
         self._x = None
         if not self.need_dx:
             return None
-        return (dout @ self.params["W"].T).reshape(self._x_shape)
+        dx = self._dx = _scratch(self._dx, (dout.shape[0], W.shape[0]), np.promote_types(dout.dtype, W.dtype))
+        np.matmul(dout, W.T, out=dx)
+        return dx.reshape(self._x_shape)
 
 
 class Sigmoid(Layer):
@@ -80,23 +110,34 @@ class Sigmoid(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         out = self._out
-        return dout * (1.0 - out) * out
+        dx = 1.0 - out
+        np.multiply(dout, dx, out=dx)  # dout * (1 - out) * out, in one temporary
+        dx *= out
+        return dx
 
 
 class ReLU(Layer):
+    def __init__(self) -> None:
+        super().__init__()
+        self._mask = None  # where the input was positive: the only units a gradient flows back through
+
     def spec(self) -> dict:
         return {"type": "relu"}
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        if train:
-            # x is the fresh output of the previous layer, ours to overwrite (saves a copy per step)
-            np.maximum(x, 0, out=x)
-            self._mask = x > 0
-            return x
-        return np.maximum(x, 0)
+        if not train:
+            return np.maximum(x, 0)
+        mask = self._mask
+        if mask is None or mask.shape != x.shape:
+            mask = self._mask = np.empty_like(x, dtype=np.bool_)  # in x's memory order (a conv's output is transposed)
+        np.greater(x, 0, out=mask)
+        # x is the fresh output of the previous layer, ours to overwrite (saves a copy per step);
+        # multiplying by the mask is faster than np.maximum (negatives become -0.0, which equals 0)
+        np.multiply(x, mask, out=x)
+        return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dout *= self._mask
+        np.multiply(dout, self._mask, out=dout)
         return dout
 
 
@@ -111,7 +152,10 @@ class Tanh(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * (1.0 - self._out**2)
+        dx = np.square(self._out)
+        np.subtract(1.0, dx, out=dx)  # dout * (1 - out²), in one temporary
+        dx *= dout
+        return dx
 
 
 class SoftmaxWithLoss:
@@ -121,10 +165,10 @@ class SoftmaxWithLoss:
     function = staticmethod(softmax_cross_entropy)  # the loss from the scores, also used by evaluation
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        # softmax_cross_entropy is exact (log-softmax), so backprop's (y - t)/N is the gradient of this very loss
-        self._y = softmax(x)
-        self._idx = t.argmax(axis=1) if t.ndim == 2 else t
-        return self.function(x, self._idx)
+        # the loss is exact (log-softmax), so backprop's (y - t)/N is the gradient of this very loss
+        self._idx = to_indices(t).reshape(-1)
+        self._y, loss = softmax_and_cross_entropy(x, self._idx)
+        return loss
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         y, idx = self._y, self._idx

@@ -64,7 +64,7 @@ def small_cnn_spec() -> dict:
     ])
 
 
-def lenet_spec(filters: tuple = (16, 32), hidden: int = 100, classes: int = 10) -> dict:
+def lenet_spec(filters: tuple = (8, 16), hidden: int = 100, classes: int = 10) -> dict:
     """A LeNet-style CNN: two 5×5 convolutions, each followed by ReLU and a 2×2 max-pool, then affine-ReLU-affine.
 
     The network of the 99%-in-half-a-minute recipe: about as much work per image as SimpleConvNet,

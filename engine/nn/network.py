@@ -2,6 +2,8 @@
 
 The parameter arrays in ``params`` are the layers' own arrays: optimizers update
 them in place, so the book's ``optimizer.update(network.params, grads)`` works.
+They are views of one flat buffer (and the gradients of another), handed out as
+``FlatParams`` so that an optimizer updates the whole network in one go.
 A network is described by ``spec()`` (plain JSON-able data) and rebuilt by ``build_network``.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from engine.nn.conv import CONV_BUILDERS, PARAMETRIC_CONV, conv_output_size
 from engine.nn.functions import softmax, to_indices
 from engine.nn.initializers import default_init, init_weight
 from engine.nn.layers import ACTIVATIONS, LOSSES, Affine, Layer
+from engine.nn.optimizers import FlatParams
 
 
 def _build_affine(spec: dict, in_shape: tuple, weights, init: str, rng, dtype):
@@ -76,6 +79,12 @@ class Network:
                 index += 1
                 for key in layer.params:
                     self._names.append((f"{key}{index}", layer, key))
+        self._flat_params = self._flat_grads = None
+        flat = FlatParams.gather({name: layer.params[key] for name, layer, key in self._names})
+        if flat is not None:  # the layers now keep views of one buffer: see FlatParams
+            self._flat_params, self._flat_grads = flat, FlatParams.gather(flat, zeros=True)
+            for name, layer, key in self._names:
+                layer.params[key], layer.grads[key] = flat[name], self._flat_grads[name]
 
     def set_loss(self, loss: str) -> None:
         """Minimise ``loss`` from now on (a book-style weight file does not say which loss it was trained with)."""
@@ -86,7 +95,11 @@ class Network:
     # ----- parameters -----
     @property
     def params(self) -> dict[str, np.ndarray]:
-        return {name: layer.params[key] for name, layer, key in self._names}
+        params = {name: layer.params[key] for name, layer, key in self._names}
+        flat = self._flat_params
+        if flat is not None and all(params[name] is view for name, view in flat.items()):
+            return FlatParams(flat.flat, params, flat.layout)
+        return params  # a layer's array was replaced: no longer one buffer
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy values into the existing arrays; names and shapes must match exactly."""
@@ -134,21 +147,36 @@ class Network:
     # ----- computation -----
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        size = int(np.prod(self.input_shape))
+        size = math.prod(self.input_shape)
         if x.size % size:
             raise ValueError(f"input of shape {x.shape} does not fit this network's input {self.input_shape}")
-        x = x.reshape((-1,) + self.input_shape)
-        if not np.issubdtype(x.dtype, np.floating):
+        if x.shape[1:] != self.input_shape:
+            x = x.reshape((-1,) + self.input_shape)
+        if x.dtype.kind != "f":
             x = x.astype(np.float32)
         if self.input_scale != 1.0:
             x = x * np.asarray(self.input_scale, dtype=x.dtype)
         return x
 
     def scores(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Scores (logits) for a batch. Inference keeps no state (thread-safe) and runs a long batch in slices."""
         out = self._prepare(x)
-        for layer in self.layers:
-            out = layer.forward(out, train)
-        return out
+        step = max(1, len(out))
+        if not train and len(out) > 1:
+            # slices whose largest activation holds about 4M values: a CNN's feature maps stay tens of MB
+            # (not the GBs of 10,000 images at once), an MLP still gets large matrix products
+            shape, largest = self.input_shape, 1
+            for layer in self.layers:
+                shape = layer.output_shape(shape)
+                largest = max(largest, math.prod(shape))
+            step = max(1, (1 << 22) // largest)
+        parts = []
+        for start in range(0, max(1, len(out)), step):
+            part = out[start : start + step]
+            for layer in self.layers:
+                part = layer.forward(part, train)
+            parts.append(part)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities: (10,) for one image, (N, 10) for a batch. Keeps no state (thread-safe)."""
@@ -170,7 +198,14 @@ class Network:
         dout = self.loss_layer.backward(1.0)
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
-        self.grads = {name: layer.grads[key] for name, layer, key in self._names}
+        grads = self._flat_grads
+        if grads is None:
+            self.grads = {name: layer.grads[key] for name, layer, key in self._names}
+            return loss
+        for name, layer, key in self._names:
+            if layer.grads[key] is not grads[name]:  # a layer that hands back a new array: copy it into place
+                grads[name][...] = layer.grads[key]
+        self.grads = grads
         return loss
 
     def evaluate(self, x: np.ndarray, t: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
@@ -200,7 +235,7 @@ def build_network(
     dtype=np.float32,
     info: dict | None = None,
 ) -> Network:
-    """Build from ``Network.spec()`` data; with ``params`` the arrays are used as they are (names checked)."""
+    """Build from ``Network.spec()`` data; with ``params`` their values are used (names checked; copied into the network's buffer)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     shape = tuple(int(d) for d in spec["input_shape"])
     layers = []

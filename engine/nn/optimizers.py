@@ -3,12 +3,65 @@
 State (velocities, squared-gradient sums) is created lazily on the first update,
 so one optimizer can serve any network. Hyper-parameters may be changed between
 updates with ``set(**values)``; bad values raise ``ValueError`` naming the value.
+
+A network hands its parameters and gradients over as ``FlatParams``: the arrays are views of
+one flat buffer, so each rule below runs once over the whole network (a few vectorised
+operations per step, however many layers) instead of once per array. Plain dicts work too.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+
+class FlatParams(dict):
+    """Named arrays that are consecutive views, in order, of the 1-D array ``flat``.
+
+    ``layout`` ((name, shape), …) says which: two FlatParams with equal layouts line up element
+    for element. It pickles and copies as a plain dict (the book's readers pickle ``network.params``).
+    """
+
+    def __init__(self, flat: np.ndarray, arrays: dict, layout: tuple) -> None:
+        super().__init__(arrays)
+        self.flat, self.layout = flat, layout
+
+    @classmethod
+    def gather(cls, arrays: dict, zeros: bool = False) -> "FlatParams | None":
+        """Copies of ``arrays`` (or zeros shaped like them) as views of one new buffer; None if their dtypes differ."""
+        dtypes = {np.asarray(a).dtype for a in arrays.values()}
+        if len(dtypes) != 1 or next(iter(dtypes)).kind != "f":
+            return None
+        layout = tuple((name, np.shape(a)) for name, a in arrays.items())
+        flat = np.zeros(sum(math.prod(shape) for _, shape in layout), dtype=dtypes.pop())
+        views, start = {}, 0
+        for name, shape in layout:
+            size = math.prod(shape)
+            views[name] = flat[start:start + size].reshape(shape)
+            if not zeros:
+                views[name][...] = arrays[name]
+            start += size
+        return cls(flat, views, layout)
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
+def _zeros_like(params: dict) -> dict:
+    """Optimizer state: zeros shaped like each parameter, as one flat buffer when possible."""
+    return FlatParams.gather(params, zeros=True) or {k: np.zeros_like(v) for k, v in params.items()}
+
+
+def _arrays(params: dict, grads: dict, *states: dict) -> list[tuple]:
+    """(parameter, gradient, state…) arrays to update together.
+
+    One tuple of whole flat buffers when all are FlatParams of one layout (one vectorised
+    operation for the whole network), else one tuple per parameter name.
+    """
+    layout = getattr(params, "layout", None)
+    if layout is not None and all(getattr(d, "layout", None) == layout for d in (grads, *states)):
+        return [(params.flat, grads.flat, *(s.flat for s in states))]
+    return [(params[k], grads[k], *(s[k] for s in states)) for k in params]
 
 
 def _check(name: str, value, low: float, high: float | None = None, low_inclusive: bool = False) -> float:
@@ -53,7 +106,7 @@ class Optimizer:
         """Per-parameter state (velocities, squared-gradient sums), zeros on first use: one optimizer serves any network."""
         state = getattr(self, name)
         if state is None:
-            state = {k: np.zeros_like(v) for k, v in params.items()}
+            state = _zeros_like(params)
             setattr(self, name, state)
         return state
 
@@ -69,8 +122,8 @@ class SGD(Optimizer):
         super().__init__(lr=lr)
 
     def update(self, params, grads):
-        for key in params:
-            params[key] -= self.lr * grads[key]
+        for p, g in _arrays(params, grads):
+            p -= self.lr * g
 
 
 class Momentum(Optimizer):
@@ -82,12 +135,10 @@ class Momentum(Optimizer):
         self.v = None
 
     def update(self, params, grads):
-        velocities = self._state("v", params)
-        for key in params:
-            v = velocities[key]
+        for p, g, v in _arrays(params, grads, self._state("v", params)):
             v *= self.momentum
-            v -= self.lr * grads[key]
-            params[key] += v
+            v -= self.lr * g
+            p += v
 
 
 class Nesterov(Momentum):
@@ -99,13 +150,11 @@ class Nesterov(Momentum):
     name = "nesterov"
 
     def update(self, params, grads):
-        velocities = self._state("v", params)
         m, lr = self.momentum, self.lr
-        for key in params:
-            v, g = velocities[key], grads[key]
+        for p, g, v in _arrays(params, grads, self._state("v", params)):
             # the step uses the velocity from before this update: x += m²·v - (1+m)·lr·g, then v = m·v - lr·g
-            params[key] += m * m * v
-            params[key] -= (1 + m) * lr * g
+            p += m * m * v
+            p -= (1 + m) * lr * g
             v *= m
             v -= lr * g
 
@@ -119,12 +168,10 @@ class AdaGrad(Optimizer):
         self.h = None
 
     def update(self, params, grads):
-        sums = self._state("h", params)
-        for key in params:
-            g = grads[key]
-            sums[key] += g * g
+        for p, g, h in _arrays(params, grads, self._state("h", params)):
+            h += g * g
             # eps keeps the first steps finite where a gradient has been exactly zero so far
-            params[key] -= self.lr * g / (np.sqrt(sums[key]) + self.eps)
+            p -= self.lr * g / (np.sqrt(h) + self.eps)
 
 
 class RMSprop(Optimizer):
@@ -136,13 +183,10 @@ class RMSprop(Optimizer):
         self.h = None
 
     def update(self, params, grads):
-        averages = self._state("h", params)
-        for key in params:
-            g = grads[key]
-            h = averages[key]
+        for p, g, h in _arrays(params, grads, self._state("h", params)):
             h *= self.decay
             h += (1 - self.decay) * g * g
-            params[key] -= self.lr * g / (np.sqrt(h) + self.eps)
+            p -= self.lr * g / (np.sqrt(h) + self.eps)
 
 
 class Adam(Optimizer):
@@ -167,12 +211,10 @@ class Adam(Optimizer):
         self.iter += 1
         b1, b2 = self.beta1, self.beta2
         lr_t = self.lr * math.sqrt(1.0 - b2**self.iter) / (1.0 - b1**self.iter)
-        for key in params:
-            g = grads[key]
-            m, v = means[key], squares[key]
+        for p, g, m, v in _arrays(params, grads, means, squares):
             m += (1 - b1) * (g - m)
             v += (1 - b2) * (g * g - v)
-            params[key] -= lr_t * m / (np.sqrt(v) + self.eps)
+            p -= lr_t * m / (np.sqrt(v) + self.eps)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}

@@ -34,6 +34,12 @@ BOOK_SETTINGS = {
 }
 
 
+def book_defaults(architecture: str, epochs: int | None, init: str) -> tuple[int, str]:
+    """(epochs, init) of a run: the book's for its CNNs unless given (``epochs`` None, ``init`` "auto"), else 10 epochs."""
+    book = BOOK_SETTINGS.get(architecture, {})
+    return (book.get("epochs", 10) if epochs is None else epochs, book.get("init", "auto") if init == "auto" else init)
+
+
 class ConfigError(DigitLabError):
     """A training setting that cannot be used (unknown name, non-positive size, unparsable text)."""
 

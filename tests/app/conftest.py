@@ -1,4 +1,13 @@
 """Fixtures shared by the GUI tests: a small dataset and a network trained on it, made once per run."""
+import importlib.util
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -99,3 +108,60 @@ def tasks(qtbot):
     registry = TaskRegistry()
     yield registry
     assert registry.shutdown(10_000), "a background task did not stop"
+
+
+class XRun:
+    """A Python script started under ``xvfb-run`` (a real X server with OpenGL) in the background."""
+
+    _numbers = itertools.count()
+
+    def __init__(self, script: str, args: list[str], screen: tuple[int, int], cwd: Path, folder: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+        # away from :99, where every other `xvfb-run -a` starts (and races), and from each other's numbers
+        first = 500 + os.getpid() % 300 + 400 * (next(self._numbers) % 4)
+        self.out, self.err = folder / "stdout.txt", folder / "stderr.txt"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(["xvfb-run", "-a", "-n", str(first), "-s",
+                                          f"-screen 0 {screen[0]}x{screen[1]}x24", sys.executable, "-c", script,
+                                          *args], stdout=out, stderr=err, env=env, cwd=cwd,
+                                         start_new_session=True)  # its own process group: xvfb-run, Xvfb, Python
+
+    def result(self, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Waits for the script (killed after ``timeout`` s): its exit code, stdout and stderr."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        out, err = (path.read_text(encoding="utf-8", errors="replace") for path in (self.out, self.err))
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+    def stop(self) -> None:
+        """Ends the script and its X server if they still run."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def under_x(tmp_path_factory):
+    """``under_x(script, args, screen, cwd)``: the script started under a real X server at once, in the background.
+
+    The 3-D checks each need a new process and X server (several seconds, mostly starting up): started
+    as their module starts, they run beside the offscreen tests instead of after them. None when
+    ``xvfb-run`` or PyOpenGL is missing (the tests then skip, saying which).
+    """
+    runs = []
+
+    def start(script: str, args: list[str], screen: tuple[int, int], cwd: Path) -> XRun | None:
+        if shutil.which("xvfb-run") is None or importlib.util.find_spec("OpenGL") is None:
+            return None
+        runs.append(XRun(script, [str(a) for a in args], screen, cwd, tmp_path_factory.mktemp("xvfb")))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        run.stop()

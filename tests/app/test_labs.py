@@ -99,6 +99,7 @@ def test_descent_lab_runs_the_book_example_to_1174(qtbot):
     assert "1174" in lab.note_label.text()
     qtbot.mouseClick(lab.run_button, Qt.MouseButton.LeftButton)
     assert lab.is_running() and not lab.at_end()  # Run returned at once: a QTimer animates it
+    lab._timer.setInterval(0)  # at full speed: the animation's two seconds are not what this test is about
     with qtbot.waitSignal(lab.finished, timeout=20_000) as blocker:
         pass
     assert blocker.args == ["converged"]
@@ -126,6 +127,8 @@ def test_descent_step_moves_by_lr_times_slope_and_reset_goes_back(qtbot):
     assert loss == pytest.approx(squared_error(X, t, w)) and loss < 36
     assert lab.step_label.text().startswith("1 of")
     lab.run()
+    assert lab.is_running()
+    lab._timer.setInterval(0)  # at full speed: the animation's two seconds are not what this test is about
     qtbot.waitUntil(lab.at_end, timeout=20_000)
     _, w = lab.current()
     np.testing.assert_allclose(w, [1.0, 4.0], atol=2e-3)  # the line through both points
@@ -600,6 +603,8 @@ def test_create_lab_tabs_wires_the_session(qtbot, tasks):
     p = np.full(10, 0.1)
     session.predictionChanged.emit(p)
     np.testing.assert_allclose(loss.probabilities(), p)
+    gradients.subset_check.setChecked(True)  # a few elements: the check itself is tested above, here its wiring
+    gradients.subset_box.setValue(5)
     with qtbot.waitSignal(gradients.checkFinished, timeout=60_000):
         gradients.start_check()  # on a task from the factory it was given
     assert [t.name for t in factory.made] == ["gradient check"]
@@ -639,19 +644,21 @@ print("3-D ok")
 """
 
 
-def test_3d_surface_with_paths_under_a_real_x_server(tmp_path):
-    """Where a display with OpenGL exists (Xvfb + Mesa here), the lab adds the 3-D surface and draws every path."""
-    import os
-    import shutil
-    import subprocess
-    import sys
+@pytest.fixture(scope="module", autouse=True)
+def three_d_run(request, under_x, tmp_path_factory):
+    """The 3-D check, started under its own X server as this module starts (it runs beside the tests above)."""
+    if not any(getattr(item, "name", "") == "test_3d_surface_with_paths_under_a_real_x_server"
+               and getattr(item, "module", None) is request.module for item in request.session.items):
+        return None
+    return under_x(THREE_D_SCRIPT, [], (1280, 800), tmp_path_factory.mktemp("three-d"))
 
+
+def test_3d_surface_with_paths_under_a_real_x_server(three_d_run):
+    """Where a display with OpenGL exists (Xvfb + Mesa here), the lab adds the 3-D surface and draws every path."""
     pytest.importorskip("OpenGL", reason="PyOpenGL (the 3d extra) is not installed")
-    if shutil.which("xvfb-run") is None:
+    if three_d_run is None:
         pytest.skip("xvfb-run is not installed (Debian package xvfb): no X server to try OpenGL on")
-    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
-    out = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable, "-c", THREE_D_SCRIPT],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    out = three_d_run.result()
     if "GLX" in out.stderr and out.returncode != 0:
         pytest.skip(f"the X server has no working OpenGL: {out.stderr.strip()[-200:]}")
     assert out.returncode == 0 and "3-D ok" in out.stdout, out.stderr[-2000:]

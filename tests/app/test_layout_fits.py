@@ -28,15 +28,14 @@ and every surface is drawn whole inside the view, with a margin of background al
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyqtgraph as pg
 import pytest
+import shiboken6
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractScrollArea,
@@ -51,28 +50,43 @@ from PySide6.QtWidgets import (
 
 from app.main_window import MainWindow
 from app.tabs.labs import create_lab_tabs
+from app.threads import TaskRegistry
 
 SIZES = [(1280, 720), (1920, 1080)]
 LABS = ("Loss functions", "Gradient descent", "Gradients", "Loss landscape")
+PAGES = ("Train", "Evaluate", "Compare", "Models", *LABS)
 MIN_PLOT = (200, 150)
 TOLERANCE = 0.01  # of the view's span: a point on the very edge still counts as shown
 SLACK = 1  # px: rounding in Qt's layouts
 
 
-@pytest.fixture(params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def window(request, qtbot):
+@pytest.fixture(scope="module", params=SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def window(request, qapp):
+    """The window made the size of a screen, and each page brought to the front in turn and checked as it is shown.
+
+    Made once per size and read by the tests below (a window takes a while to build): ``.problems``
+    holds what ``check_page`` found on each page, ``.sizes`` the window's size with each page in front.
+    """
     width, height = request.param
     w = MainWindow(load_dataset_on_start=False)
-    qtbot.addWidget(w)
     w.show_error = lambda title, text: None
     w.setWindowState(Qt.WindowState.WindowNoState)  # offscreen's 800×800 screen is small: the window maximizes
     w.resize(width, height)
     w.show()
-    qtbot.waitExposed(w)
+    assert QTest.qWaitForWindowExposed(w)
     settle()
     assert (w.width(), w.height()) == (width, height)
-    yield w
+    problems, sizes = {}, {}
+    for title in w.page_titles():
+        try:
+            problems[title] = check_page(w, title)
+        except AssertionError as exc:  # the page is not shown at all
+            problems[title] = [str(exc)]
+        sizes[title] = (w.width(), w.height())
+    yield SimpleNamespace(window=w, screen=(width, height), problems=problems, sizes=sizes)
     w.close()
+    w.deleteLater()
+    settle()
 
 
 def settle() -> None:
@@ -228,25 +242,22 @@ def check_page(w: MainWindow, title: str) -> list[str]:
 # ----- the tests -----
 def test_the_window_keeps_the_screen_size(window):
     """No page's minimum size makes the window larger than the screen it opened on."""
-    sizes = {}
-    for title in window.page_titles():
-        window.show_page(title)
-        settle()
-        sizes[title] = (window.width(), window.height())
-    assert set(sizes.values()) == {(window.width(), window.height())}, sizes
-    assert window.minimumSizeHint().width() <= 1280 and window.minimumSizeHint().height() <= 720
+    assert set(window.sizes.values()) == {window.screen}, window.sizes
+    w = window.window
+    assert w.minimumSizeHint().width() <= 1280 and w.minimumSizeHint().height() <= 720
 
 
 def test_every_page_is_listed(window):
-    titles = window.page_titles()
+    titles = window.window.page_titles()
     assert set(LABS) <= set(titles)
     assert {"Train", "Evaluate", "Compare", "Models"} <= set(titles)
 
 
-@pytest.mark.parametrize("title", ["Train", "Evaluate", "Compare", "Models", *LABS])
+@pytest.mark.parametrize("title", PAGES)
 def test_the_page_fits(window, title):
-    problems = check_page(window, title)
-    assert not problems, f"{title} at {window.width()}×{window.height()}:\n  " + "\n  ".join(problems)
+    assert title in window.problems, f"no page {title!r}: {list(window.problems)}"
+    problems = window.problems[title]
+    assert not problems, f"{title} at {window.screen[0]}×{window.screen[1]}:\n  " + "\n  ".join(problems)
 
 
 def test_every_page_fits_with_a_dataset_and_a_trained_network(qtbot, trained):
@@ -315,16 +326,31 @@ PAGE_SIZES = {"smallest": (1240, 560), "largest": (2520, 1300)}
 SMALLEST = {"Loss functions": (920, 560)}
 
 
-@pytest.mark.parametrize("which", PAGE_SIZES)
+@pytest.fixture(scope="module")
+def lab_set(request, qapp):
+    """(page size, {title: lab}): the four labs as the window makes them, one set per page size.
+
+    Each test below takes its own lab from the set and changes it; no lab is used twice.
+    """
+    registry = TaskRegistry()  # as the window's
+    labs = dict(create_lab_tabs(None, registry.create))
+    yield request.param, labs
+    assert registry.shutdown(10_000), "a lab task did not stop"
+    for lab in labs.values():
+        if shiboken6.isValid(lab):  # not deleted with its test's scroll area
+            lab.close()
+            lab.deleteLater()
+    settle()
+
+
+@pytest.mark.parametrize("lab_set", PAGE_SIZES, indirect=True)
 @pytest.mark.parametrize("title", LABS)
-def test_each_lab_fits_from_the_smallest_page_to_the_largest(qtbot, tasks, title, which):
+def test_each_lab_fits_from_the_smallest_page_to_the_largest(qtbot, lab_set, title):
+    which, labs = lab_set
     size = SMALLEST.get(title, PAGE_SIZES[which]) if which == "smallest" else PAGE_SIZES[which]
-    labs = dict(create_lab_tabs(None, tasks.create))
     area = QScrollArea()  # as the window holds a page
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
-    for lab in labs.values():
-        qtbot.addWidget(lab)
     area.setWidget(labs[title])
     qtbot.addWidget(area)
     area.resize(*size)
@@ -405,16 +431,26 @@ print("3-D fits")
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def three_d_runs(request, under_x):
+    """The 3-D check on each screen size, started under its own X server as this module starts: {size: run}.
+
+    The runs (a few seconds each, mostly Python and Qt starting) go on beside the offscreen tests above.
+    """
+    wanted = [item.callspec.params["screen"] for item in request.session.items
+              if getattr(item, "originalname", "") == "test_the_3d_view_fits_under_a_real_x_server"
+              and getattr(item, "module", None) is request.module]
+    return {screen: under_x(THREE_D_SCRIPT, [__file__], screen, Path(__file__).resolve().parents[2])
+            for screen in wanted}
+
+
 @pytest.mark.parametrize("screen", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_the_3d_view_fits_under_a_real_x_server(screen):
+def test_the_3d_view_fits_under_a_real_x_server(screen, three_d_runs):
     pytest.importorskip("OpenGL", reason="PyOpenGL (the 3d extra) is not installed")
-    if shutil.which("xvfb-run") is None:
+    run = three_d_runs[screen]
+    if run is None:
         pytest.skip("xvfb-run is not installed (Debian package xvfb): no X server to try OpenGL on")
-    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
-    first = 500 + os.getpid() % 400  # away from :99, where every other `xvfb-run -a` starts (and races)
-    out = subprocess.run(["xvfb-run", "-a", "-n", str(first), "-s", f"-screen 0 {screen[0]}x{screen[1]}x24",
-                          sys.executable, "-c", THREE_D_SCRIPT, __file__],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=Path(__file__).resolve().parents[2])
+    out = run.result()
     if "GLX" in out.stderr and out.returncode != 0:
         pytest.skip(f"the X server has no working OpenGL: {out.stderr.strip()[-200:]}")
     assert out.returncode == 0 and "3-D fits" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

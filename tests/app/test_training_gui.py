@@ -5,11 +5,13 @@ import time
 import numpy as np
 import pytest
 
-from PySide6.QtCore import QThread, QTimer
+from PySide6.QtCore import QEvent, QObject, QThread, QTimer
+from PySide6.QtWidgets import QWidget
 
 import app.controllers.training as training_controller
 import app.training_task as training_task_module
-from engine.train.loop import counted
+from app.coalescer import VIEWS_INTERVAL
+from engine.train.loop import Progress, counted
 
 from _training import configure, synthetic_dataset, wait_paused
 
@@ -283,3 +285,80 @@ def test_a_small_cnn_trains_live_and_shows_its_filters(qtbot, window, monkeypatc
     assert window.training_page.weight_grid.tile_count() == net.params["W1"].shape[0]
     assert np.any(shown[-1])  # filters moved: the change since the start is not all zero
     assert window.training_page.loss_plot.iteration_count == 60
+
+
+def test_a_fast_run_redraws_weights_predictions_and_plot_twice_a_second_copying_only_the_units_shown(
+        qtbot, window, monkeypatch):
+    page = window.training_page
+    shown, updates = [], []
+    real = page.weight_grid.set_weights
+    monkeypatch.setattr(page.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
+    window.session.weightsUpdated.connect(lambda: updates.append(time.monotonic()))
+    configure(window, hidden=[100], epochs=200)  # as fast as possible
+    window.training.start()
+    assert page.loss_plot.redraw_interval() == round(VIEWS_INTERVAL * 1000)  # the plot too: each redraw takes the GIL
+    qtbot.wait(1600)
+    during = list(updates)
+    start_w1 = page._w1_start
+    window.training.stop()
+    qtbot.waitUntil(lambda: window.session.training_state == "stopped", timeout=5000)
+    assert window.training.iteration > 100  # many reports reached the window meanwhile …
+    assert len(during) >= 2 and min(np.diff(during)) >= VIEWS_INTERVAL - 0.01  # … the views followed twice a second
+    w1 = window.session.network.params["W1"]
+    assert shown[-1].shape == (784, 64)  # a copy of the 64 units drawn, not of all 100
+    np.testing.assert_allclose(shown[-1], w1[:, :64] - start_w1)  # the run's end shows its last weights
+    assert page.weight_grid.caption().startswith("64 of 100 units")
+
+
+def test_the_weights_view_on_a_page_not_showing_draws_when_the_page_is_shown(qtbot, window, monkeypatch):
+    page, other = window.training_page, QWidget()
+    window.tabs.add(other, "Other", scroll=False)
+    shown = []
+    real = page.weight_grid.set_weights
+    monkeypatch.setattr(page.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
+    configure(window, hidden=[16], epochs=1)
+    start_w1 = window.session.network.params["W1"].copy()
+    window.tabs.setCurrentWidget(other)
+    qtbot.waitUntil(lambda: not page.weight_grid.isVisible(), timeout=2000)
+    window.ask_choice = lambda *_args: training_controller.NEW
+    with qtbot.waitSignal(window.session.trainingStateChanged, timeout=10_000,
+                          check_params_cb=lambda s: s == "finished"):
+        window.training.start()
+    assert shown == []  # the whole run trained without copying or drawing a weight
+    window.tabs.setCurrentWidget(page)
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=2000)
+    w1 = window.session.network.params["W1"]
+    assert not np.array_equal(w1, start_w1)
+    np.testing.assert_allclose(shown[0], w1 - page._w1_start)  # the last weights of the run, once
+
+
+class Events(QObject):
+    """Counts the events of one type a widget receives, e.g. LayoutRequest (a re-layout repaints all it moves)."""
+
+    def __init__(self, widget, kind: QEvent.Type) -> None:
+        super().__init__()
+        self.kind, self.count = kind, 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == self.kind:
+            self.count += 1
+        return False
+
+
+def test_a_progress_report_repaints_the_speed_line_without_laying_the_page_out_again(qtbot, window):
+    page = window.training_page
+    page.begin_run(6000)
+    qtbot.wait(50)
+    requests = Events(page, QEvent.Type.LayoutRequest)
+    for tick in range(1, 31):  # texts of every length: "measuring the speed…", "82 it/s, 1:10 left", …
+        page.show_progress(Progress(8 * tick, 1, 600, 6000, np.ones(8), [], tick / 10))
+        qtbot.wait(1)
+        # the bar shows it with the window's next update (not painted on its own at once), and keeps updating
+        assert page.progress_bar.value() == 8 * tick and page.progress_bar.updatesEnabled()
+    assert requests.count == 0
+    assert "it/s" in page.rate_label.text()
+    page.show_result("stopped by a person who had seen enough of it", 1_234_567, 45_296)  # a rare long text
+    text = page.rate_label.text()
+    assert text == "stopped by a person who had seen enough of it after 1,234,567 iterations in 12:34:56"
+    assert page.rate_label.width() >= page.rate_label.fontMetrics().horizontalAdvance(text)  # widened to fit it

@@ -10,6 +10,7 @@ from app.main_window import MainWindow
 from app.run_controls import DEFAULT_PACE, PACES
 from app.training_task import EVERY_STEP_PACE
 from engine.train.loop import Progress
+from widgets.loss_plot import REDRAW_MS
 
 from _training import configure, synthetic_dataset, wait_paused
 
@@ -52,6 +53,7 @@ def test_a_slow_pace_shows_every_step_in_the_plot_the_weights_and_the_prediction
     window.session.weightsUpdated.connect(lambda: updates.append(window.training.iteration))
     configure(window, pace=10)
     window.training.start()
+    assert page.loss_plot.redraw_interval() == REDRAW_MS  # not held to twice a second as a fast run's plot is
     qtbot.wait(1500)
     done = window.training.iteration
     assert 7 <= done <= 22  # about 15 at 10 steps a second; loose, the machine may be busy

@@ -28,16 +28,31 @@ def marker_dir(fuzz_home) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def worker(fuzz_home):
-    home = fuzz_home / "worker"
+def _worker(home: Path) -> Worker:
     home.mkdir()
     env = {**os.environ, **SINGLE_THREAD_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [
         str(ROOT), os.environ.get("PYTHONPATH")])), "DIGITLAB_CACHE_DIR": str(home / "cache"),
         "DIGITLAB_CONFIG_DIR": str(home / "config")}
-    running = Worker(home, env)
-    yield running
-    running.close()
+    return Worker(home, env, wait=False)
+
+
+@pytest.fixture(scope="session")
+def workers(fuzz_home):
+    """Two worker processes, started side by side: long lists of cases run on both (``Worker.run_side_by_side``)."""
+    running = [_worker(fuzz_home / "worker"), _worker(fuzz_home / "worker-2")]
+    try:
+        for each in running:
+            each.wait_started()
+        yield running
+    finally:
+        for each in running:
+            each.close()
+
+
+@pytest.fixture(scope="session")
+def worker(workers):
+    """The worker most tests send their cases to, one at a time."""
+    return workers[0]
 
 
 @pytest.fixture(scope="session")

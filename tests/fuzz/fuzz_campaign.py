@@ -3,7 +3,8 @@
 A campaign draws cases from a hypothesis strategy in chunks of ``CHUNK`` examples; chunk ``i`` uses
 ``@seed(base + i)``, so the cases of a run are the same every time (a faster machine only runs more
 chunks). Generation only: no shrinking (a hang would be re-run for every shrink step); every bad case
-is saved as a file instead, and the test fails once at the end listing each kind of problem.
+is saved as a file instead, and the test fails once at the end listing each kind of problem. Given
+several workers, a campaign keeps one case running on each while it draws the next.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from fuzz_worker import Outcome
+from fuzz_worker import Outcome, Worker
 
 SECONDS_ENV = "DIGITLAB_FUZZ_SECONDS"  # total for the budgeted fuzz tests (split between them)
 SEED_ENV = "DIGITLAB_FUZZ_SEED"  # another seed explores other cases
@@ -125,11 +126,63 @@ class Findings:
         return "\n".join(lines)
 
 
-def campaign(name: str, strategy, run_case, seconds: float, record: bool = True, max_cases: int | None = None) -> int:
-    """Run ``run_case(case)`` on cases drawn from ``strategy`` for ``seconds``; the number of cases run."""
+class _InFlight:
+    """Cases sent to workers and not judged yet: at most one per worker, its slot."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.judges: dict[int, object] = {}  # slot -> the case's run_case generator, waiting for its outcome
+
+    def start(self, case, run_case) -> None:
+        slot = self._free_slot()
+        judge = run_case(case, slot)
+        target, *args = next(judge)
+        self.workers[slot].send(target, *args)
+        self.judges[slot] = judge
+
+    def finish(self) -> None:
+        """Judges every case still in flight (the first error raised once all are judged)."""
+        errors = []
+        for slot in list(self.judges):
+            try:
+                self._judge(slot)
+            except Exception as exc:  # noqa: BLE001 — re-raised below, after the other workers answered
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def _free_slot(self) -> int:
+        free = [slot for slot in range(len(self.workers)) if slot not in self.judges]
+        if free:
+            return free[0]
+        answered = Worker.first_answered([self.workers[slot] for slot in self.judges])
+        slot = self.workers.index(answered)
+        self._judge(slot)
+        return slot
+
+    def _judge(self, slot: int) -> None:
+        judge = self.judges.pop(slot)
+        outcome = self.workers[slot].receive()
+        try:
+            judge.send(outcome)
+        except StopIteration:
+            return
+        raise RuntimeError("run_case yielded a second request for one case")
+
+
+def campaign(name: str, strategy, run_case, seconds: float, record: bool = True, max_cases: int | None = None,
+             workers: list[Worker] | None = None) -> int:
+    """Run ``run_case(case)`` on cases drawn from ``strategy`` for ``seconds``; the number of cases run.
+
+    With ``workers``, ``run_case(case, slot)`` is a generator: it writes the case's files for ``slot`` (a
+    number below ``len(workers)`` that no other case in flight has), yields one ``(target, *args)``
+    request and is sent its Outcome to judge. Each case still runs alone in a forked child; the workers
+    run theirs side by side while the next cases are drawn.
+    """
     deadline = time.monotonic() + seconds
     start, count, chunk = time.monotonic(), 0, 0
     errors: list[Exception] = []  # raised past hypothesis, which would try to print a multi-megabyte example
+    in_flight = _InFlight(workers) if workers else None
     while time.monotonic() < deadline and (max_cases is None or count < max_cases) and not errors:
         @seed(base_seed() + chunk)
         @settings(max_examples=CHUNK, database=None, derandomize=False, deadline=None, phases=[Phase.generate],
@@ -140,12 +193,20 @@ def campaign(name: str, strategy, run_case, seconds: float, record: bool = True,
             if time.monotonic() < deadline and (max_cases is None or count < max_cases) and not errors:
                 count += 1
                 try:
-                    run_case(case)
+                    if in_flight is None:
+                        run_case(case)
+                    else:
+                        in_flight.start(case, run_case)
                 except Exception as exc:  # noqa: BLE001 — a harness failure (the worker died…), re-raised below
                     errors.append(exc)
 
         one()
         chunk += 1
+    if in_flight is not None:
+        try:
+            in_flight.finish()
+        except Exception as exc:  # noqa: BLE001 — as above
+            errors.append(exc)
     if errors:
         raise errors[0]
     elapsed = time.monotonic() - start

@@ -90,12 +90,19 @@ def _last_line(text: str) -> str:
 class Worker:
     """A running fuzz_worker.py; ``run(target, *args)`` opens one case in a fresh forked child."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], wait: bool = True) -> None:
         self.workdir = workdir
         self.log = open(workdir / "worker.log", "wb")
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, cwd=workdir, env=env)
         self._buffer = b""
+        self._seconds = CASE_SECONDS
+        self.info: dict | None = None
+        if wait:
+            self.wait_started()
+
+    def wait_started(self) -> None:
+        """Waits for the worker's first line (``Worker(..., wait=False)`` lets several start side by side)."""
         try:
             self.info = self._answer(60.0)  # the imports, the probe digits, the memory it starts from
         except RuntimeError:
@@ -104,10 +111,22 @@ class Worker:
             raise RuntimeError("the fuzz worker did not start:\n" + _tail(Path(self.log.name))[-2000:]) from None
 
     def run(self, target: str, *args, seconds: float = CASE_SECONDS) -> Outcome:
+        self.send(target, *args, seconds=seconds)
+        return self.receive()
+
+    def send(self, target: str, *args, seconds: float = CASE_SECONDS) -> None:
+        """Starts one case; ``receive`` waits for its outcome (one case at a time per worker)."""
         request = {"target": target, "args": [str(a) for a in args], "seconds": seconds}
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
-        return Outcome(**self._answer(seconds + 30.0))
+        self._seconds = seconds
+
+    def receive(self) -> Outcome:
+        return Outcome(**self._answer(self._seconds + 30.0))
+
+    def answered(self, timeout: float) -> bool:
+        """True once the case sent has an answer waiting (False after ``timeout`` s without one)."""
+        return b"\n" in self._buffer or bool(select.select([self.proc.stdout.fileno()], [], [], timeout)[0])
 
     def _answer(self, timeout: float) -> dict:
         fd = self.proc.stdout.fileno()
@@ -122,6 +141,34 @@ class Worker:
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
+
+    @staticmethod
+    def first_answered(busy: list["Worker"]) -> "Worker":
+        """The first of ``busy`` (each with a case sent) to answer, waiting for one if need be."""
+        ready = [w for w in busy if w.answered(0.0)]
+        if not ready:  # none in time: the first one's receive() then says it did not answer
+            select.select([w.proc.stdout.fileno() for w in busy], [], [], CASE_SECONDS + 30.0)
+            ready = [w for w in busy if w.answered(0.0)] or busy[:1]
+        return ready[0]
+
+    @staticmethod
+    def run_side_by_side(workers: list["Worker"], cases: list[tuple]) -> list[Outcome]:
+        """The outcome of each ``(target, *args)`` case, in order; each worker runs one case at a time, all at once.
+
+        Every case is still a fresh forked child under the same limits: only the waiting is shared.
+        """
+        outcomes: list[Outcome | None] = [None] * len(cases)
+        waiting = list(enumerate(cases))[::-1]
+        busy: dict[Worker, int] = {}
+        while waiting or busy:
+            for worker in workers:
+                if worker not in busy and waiting:
+                    i, (target, *args) = waiting.pop()
+                    worker.send(target, *args)
+                    busy[worker] = i
+            answered = Worker.first_answered(list(busy))
+            outcomes[busy.pop(answered)] = answered.receive()
+        return outcomes
 
     def close(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout):
@@ -268,11 +315,11 @@ def _run_one(request: dict, probe, scratch: Path) -> dict:
 
 
 def main() -> None:
-    import numpy as np  # noqa: F401 — imported once here, shared by every forked case
+    import importlib
 
-    import app.cli  # noqa: F401
+    for name in ("numpy", "app.cli", "engine.weightfiles.recognise"):
+        importlib.import_module(name)  # imported once here, shared by every forked case
     from engine.data.catalog import load_dataset, sample_available
-    from engine.weightfiles import recognise  # noqa: F401
     from PIL import Image
 
     Image.init()  # Pillow imports its format plugins lazily; once here, not in every case

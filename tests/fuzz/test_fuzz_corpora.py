@@ -20,7 +20,7 @@ import pytest
 
 from engine.data.idx import write_idx
 from fuzz_campaign import STATS, cli_problem
-from fuzz_worker import CASE_SECONDS, MEMORY_CAP, SINGLE_THREAD_ENV, Outcome
+from fuzz_worker import CASE_SECONDS, MEMORY_CAP, SINGLE_THREAD_ENV, Worker
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -86,21 +86,22 @@ def _legitimate_peak(worker, kind: str, valid: dict) -> float:
 
 
 @pytest.mark.parametrize("kind", sorted(CORPORA))
-def test_every_corpus_file_gets_one_line_or_loads_within_memory_and_time(kind, worker, valid_files, tmp_path):
+def test_every_corpus_file_gets_one_line_or_loads_within_memory_and_time(kind, worker, workers, valid_files, tmp_path):
     files, manifest = corpus_files(kind)
     bound = MEMORY_FACTOR * _legitimate_peak(worker, kind, valid_files)
+    cases = [(path, argv) for path in files
+             for argv in _commands(kind, path, manifest.get(path.name, {}), valid_files, tmp_path)]
+    outcomes = Worker.run_side_by_side(workers, [("cli", *argv) for _, argv in cases])
     problems, worst = [], None
-    for path in files:
-        for argv in _commands(kind, path, manifest.get(path.name, {}), valid_files, tmp_path):
-            outcome: Outcome = worker.run("cli", *argv)
-            STATS.add(outcome, f"{kind} corpus {path.name}", path)
-            worst = max(worst or (0.0, ""), (outcome.peak_mb, f"{path.name} ({argv[0]})"))
-            problem = cli_problem(outcome, argv[0])
-            if problem is None and outcome.peak_mb > bound:
-                problem = (f"peak memory {outcome.peak_mb:.0f} MB, more than {bound:.0f} MB "
-                           f"({MEMORY_FACTOR}× a real file)")
-            if problem:
-                problems.append(f"{path.name}: {problem}\n    reproduce: python -m app.cli {' '.join(map(str, argv))}")
+    for (path, argv), outcome in zip(cases, outcomes):
+        STATS.add(outcome, f"{kind} corpus {path.name}", path)
+        worst = max(worst or (0.0, ""), (outcome.peak_mb, f"{path.name} ({argv[0]})"))
+        problem = cli_problem(outcome, argv[0])
+        if problem is None and outcome.peak_mb > bound:
+            problem = (f"peak memory {outcome.peak_mb:.0f} MB, more than {bound:.0f} MB "
+                       f"({MEMORY_FACTOR}× a real file)")
+        if problem:
+            problems.append(f"{path.name}: {problem}\n    reproduce: python -m app.cli {' '.join(map(str, argv))}")
     print(f"{kind} corpus: {len(files)} files; worst peak {worst[0]:.0f} MB ({worst[1]}); bound {bound:.0f} MB")
     assert not problems, f"{len(problems)} of the {kind} corpus's cases misbehave:\n" + "\n".join(problems)
 
@@ -109,10 +110,19 @@ def test_every_corpus_file_gets_one_line_or_loads_within_memory_and_time(kind, w
 def test_python_m_app_cli_answers_as_the_harness_saw(kind, worker, valid_files, tmp_path):
     """The harness forks ``app.cli.main``; ``python -m app.cli`` itself (a sample) must answer the same."""
     files, manifest = corpus_files(kind)
-    for path in files[:: max(1, len(files) // 3)][:3]:
-        argv = [str(a) for a in _commands(kind, path, manifest.get(path.name, {}), valid_files, tmp_path)[0]]
-        seen = worker.run("cli", *argv)
-        real = subprocess.run([sys.executable, "-c", REAL_COMMAND, *argv], capture_output=True, text=True,
-                              timeout=CASE_SECONDS + 20, cwd=ROOT, env={**os.environ, **SINGLE_THREAD_ENV})
-        assert (real.returncode, real.stderr) == (seen.exit, seen.stderr), argv
-        assert real.returncode in (0, 1) and "Traceback" not in real.stderr, real.stderr
+    argvs = [[str(a) for a in _commands(kind, path, manifest.get(path.name, {}), valid_files, tmp_path)[0]]
+             for path in files[:: max(1, len(files) // 3)][:3]]
+    reals = [subprocess.Popen([sys.executable, "-c", REAL_COMMAND, *argv], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **SINGLE_THREAD_ENV})
+             for argv in argvs]  # all started at once: each is mostly Python starting up
+    try:
+        for argv, real in zip(argvs, reals):
+            seen = worker.run("cli", *argv)
+            _, stderr = real.communicate(timeout=CASE_SECONDS + 20)
+            assert (real.returncode, stderr) == (seen.exit, seen.stderr), argv
+            assert real.returncode in (0, 1) and "Traceback" not in stderr, stderr
+    finally:
+        for real in reals:
+            if real.poll() is None:
+                real.kill()
+            real.communicate()

@@ -46,77 +46,84 @@ def no_payload_ran(marker_dir):
     assert not list(marker_dir.iterdir()), "a payload from a fuzzed file ran: it created a marker file"
 
 
-def _direct(name: str, worker, findings: Findings, target: str, *args, reproduce: str) -> None:
-    outcome = worker.run(target, *args)
-    STATS.add(outcome, name, Path(args[-1]))
+def _judge(name: str, outcome, findings: Findings, case: Path, reproduce: str) -> None:
+    STATS.add(outcome, name, case)
     problem = direct_problem(outcome)
     if problem:
-        findings.add(problem, Path(args[-1]), reproduce)
+        findings.add(problem, case, reproduce)
 
+
+# Each ``run(case, slot)`` below writes its case under a name of its own ``slot`` (``campaign`` keeps one case in
+# flight per worker), yields the request for a worker and judges the outcome it is sent back.
 
 @within_budget("pickles")
-def test_generated_pickle_streams_load_or_are_refused_in_one_line(worker, fuzz_home, marker_dir, tmp_path,
+def test_generated_pickle_streams_load_or_are_refused_in_one_line(workers, fuzz_home, marker_dir, tmp_path,
                                                                   no_payload_ran):
     findings = Findings("pickle-streams", fuzz_home / "findings")
-    case = tmp_path / "case.pkl"
 
-    def run(data: bytes) -> None:
+    def run(data: bytes, slot: int):
+        case = tmp_path / f"case{slot}.pkl"
         case.write_bytes(data)
-        _direct("generated pickle", worker, findings, "weights", case, reproduce=f"python -m app.cli inspect {case}")
+        outcome = yield "weights", case
+        _judge("generated pickle", outcome, findings, case, reproduce=f"python -m app.cli inspect {case}")
 
-    assert campaign("pickle opcode streams", pickle_streams(str(marker_dir)), run, budget_seconds(SHARES["pickles"]))
+    assert campaign("pickle opcode streams", pickle_streams(str(marker_dir)), run, budget_seconds(SHARES["pickles"]),
+                    workers=workers)
     assert not findings, findings.report()
 
 
 @within_budget("weights")
-def test_mutated_weight_files_load_or_are_refused_in_one_line(worker, fuzz_home, seeds, tmp_path, no_payload_ran):
+def test_mutated_weight_files_load_or_are_refused_in_one_line(workers, fuzz_home, seeds, tmp_path, no_payload_ran):
     findings = Findings("weight-mutations", fuzz_home / "findings")
 
-    def run(case_data) -> None:
+    def run(case_data, slot: int):
         seed_name, data = case_data
-        case = tmp_path / f"case{_suffix(seed_name)}"
+        case = tmp_path / f"case{slot}{_suffix(seed_name)}"
         case.write_bytes(data)
-        _direct(f"mutated {seed_name}", worker, findings, "weights", case,
-                reproduce=f"python -m app.cli inspect {case}")
+        outcome = yield "weights", case
+        _judge(f"mutated {seed_name}", outcome, findings, case, reproduce=f"python -m app.cli inspect {case}")
 
-    assert campaign("weight file mutations", mutated_files(seeds["weights"]), run, budget_seconds(SHARES["weights"]))
+    assert campaign("weight file mutations", mutated_files(seeds["weights"]), run, budget_seconds(SHARES["weights"]),
+                    workers=workers)
     assert not findings, findings.report()
 
 
 @within_budget("idx")
-def test_mutated_idx_files_load_or_are_refused_in_one_line(worker, fuzz_home, seeds, valid_files, tmp_path):
+def test_mutated_idx_files_load_or_are_refused_in_one_line(workers, fuzz_home, seeds, valid_files, tmp_path):
     findings = Findings("idx-mutations", fuzz_home / "findings")
 
-    def run(case_data) -> None:
+    def run(case_data, slot: int):
         seed_name, data = case_data
-        folder = _idx_folder(tmp_path / "data", seed_name, data, seeds)
-        outcome = worker.run("idx", folder / seed_name, folder)
+        folder = _idx_folder(tmp_path / f"data{slot}", seed_name, data, seeds)
+        outcome = yield "idx", folder / seed_name, folder
         STATS.add(outcome, f"mutated {seed_name}", folder / seed_name)
         problem = direct_problem(outcome)
         if problem:
             findings.add(problem, folder, f"python -m app.cli evaluate {valid_files['weights']} --data-dir {folder}")
 
-    assert campaign("IDX mutations", mutated_files(seeds["idx"]), run, budget_seconds(SHARES["idx"]))
+    assert campaign("IDX mutations", mutated_files(seeds["idx"]), run, budget_seconds(SHARES["idx"]), workers=workers)
     assert not findings, findings.report()
 
 
 @within_budget("images")
-def test_mutated_images_load_or_are_refused_in_one_line(worker, fuzz_home, seeds, valid_files, tmp_path):
+def test_mutated_images_load_or_are_refused_in_one_line(workers, fuzz_home, seeds, valid_files, tmp_path):
     findings = Findings("image-mutations", fuzz_home / "findings")
 
-    def run(case_data) -> None:
+    def run(case_data, slot: int):
         seed_name, data = case_data
-        case = tmp_path / f"case{_suffix(seed_name)}"
+        case = tmp_path / f"case{slot}{_suffix(seed_name)}"
         case.write_bytes(data)
-        _direct(f"mutated {seed_name}", worker, findings, "image", case,
-                reproduce=f"python -m app.cli predict {valid_files['weights']} {case}")
+        outcome = yield "image", case
+        _judge(f"mutated {seed_name}", outcome, findings, case,
+               reproduce=f"python -m app.cli predict {valid_files['weights']} {case}")
 
-    assert campaign("image mutations", mutated_files(seeds["image"]), run, budget_seconds(SHARES["images"]))
+    assert campaign("image mutations", mutated_files(seeds["image"]), run, budget_seconds(SHARES["images"]),
+                    workers=workers)
     assert not findings, findings.report()
 
 
 @within_budget("cli")
-def test_the_digitlab_command_answers_fuzzed_files_with_one_line(worker, fuzz_home, seeds, valid_files, marker_dir,
+def test_the_digitlab_command_answers_fuzzed_files_with_one_line(workers, fuzz_home, seeds, valid_files, marker_dir,
                                                                  tmp_path, no_payload_ran):
     """A sample of every kind through the real sub-commands: exit 0 or 1, one error line, nothing raw."""
     findings = Findings("cli", fuzz_home / "findings")
@@ -126,22 +133,22 @@ def test_the_digitlab_command_answers_fuzzed_files_with_one_line(worker, fuzz_ho
                       st.tuples(st.just("predict-image"), mutated_files(seeds["image"])),
                       st.tuples(st.just("evaluate-data"), mutated_files(seeds["idx"])))
 
-    def run(drawn) -> None:
+    def run(drawn, slot: int):
         how, (seed_name, data) = drawn
-        case = tmp_path / f"case{_suffix(seed_name)}"
+        case = tmp_path / f"case{slot}{_suffix(seed_name)}"
         if how == "evaluate-data":
-            case = _idx_folder(tmp_path / "data", seed_name, data, seeds)
+            case = _idx_folder(tmp_path / f"data{slot}", seed_name, data, seeds)
         else:
             case.write_bytes(data)
         argv = {"inspect": ["inspect", case], "predict": ["predict", case, valid_files["image"]],
                 "evaluate": ["evaluate", case, "--data-dir", valid_files["data"]],
                 "predict-image": ["predict", valid_files["weights"], case],
                 "evaluate-data": ["evaluate", valid_files["weights"], "--data-dir", case]}[how]
-        outcome = worker.run("cli", *argv)
+        outcome = yield "cli", *argv
         STATS.add(outcome, f"digitlab {how} on mutated {seed_name}", case)
         problem = cli_problem(outcome, argv[0])
         if problem:
             findings.add(problem, case, "python -m app.cli " + " ".join(map(str, argv)))
 
-    assert campaign("digitlab sub-commands", cases, run, budget_seconds(SHARES["cli"]))
+    assert campaign("digitlab sub-commands", cases, run, budget_seconds(SHARES["cli"]), workers=workers)
     assert not findings, findings.report()

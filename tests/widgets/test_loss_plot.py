@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from PIL import Image
+from PySide6.QtWidgets import QStackedWidget, QWidget
 
 from widgets.loss_plot import REDRAW_MS, LossPlot, LossPlotError
 
@@ -183,3 +184,79 @@ def test_small_losses_are_numbered_as_they_are_not_scaled_by_a_unit_prefix(qtbot
     axis = plot.loss_plot.getAxis("left")
     assert axis.autoSIPrefix is False and axis.autoSIPrefixScale == 1.0
     assert "x0.001" not in axis.labelString() and "(m" not in axis.labelString()
+
+
+def test_a_longer_redraw_interval_spaces_redraws_out_and_loses_no_loss(qtbot, plot):
+    plot.set_redraw_interval(300)  # what the Train page asks while a run goes as fast as it can
+    assert plot.redraw_interval() == 300
+    plot.append_losses(np.ones(10))
+    qtbot.waitUntil(lambda: plot.redraw_count >= 1, timeout=2000)
+    before = plot.redraw_count
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.9:
+        plot.append_losses(np.full(10, 0.5))
+        qtbot.wait(5)
+    assert 1 <= plot.redraw_count - before <= 0.9 / 0.3 + 1  # not one per REDRAW_MS
+    qtbot.waitUntil(lambda: not plot._dirty, timeout=2000)
+    x, _ = curve_data(plot)
+    assert len(x) == plot.iteration_count  # the next redraw shows every loss appended meanwhile
+    plot.set_redraw_interval(None)
+    assert plot.redraw_interval() == REDRAW_MS
+    plot.set_redraw_interval(1)
+    assert plot.redraw_interval() == REDRAW_MS  # never more often than REDRAW_MS
+
+
+def test_a_plot_on_a_page_not_showing_draws_when_the_page_is_shown(qtbot):
+    pages, plot, other = QStackedWidget(), LossPlot(), QWidget()
+    pages.addWidget(plot)
+    pages.addWidget(other)
+    qtbot.addWidget(pages)
+    pages.resize(600, 400)
+    pages.show()
+    qtbot.waitExposed(pages)
+    pages.setCurrentWidget(other)
+    count = plot.redraw_count
+    plot.append_losses(np.linspace(2, 1, 50))
+    plot.add_epoch(1, 50, 1.0, 0.7)
+    qtbot.wait(4 * REDRAW_MS)
+    assert plot.redraw_count == count  # nothing handed to pyqtgraph while another page shows
+    pages.setCurrentWidget(plot)
+    qtbot.waitUntil(lambda: plot.redraw_count > count, timeout=2000)
+    x, _ = curve_data(plot)
+    assert len(x) == 50 and plot._train_points.getOriginalDataset()[0].tolist() == [50]
+
+
+def test_a_log_axis_shows_the_smoothed_curve_below_the_lowest_positive_loss(plot):
+    plot.set_smoothing(0.5)
+    plot.append_losses([0.0, 1.0])  # smoothed: 0, then (0.5·0 + 1)/1.5 = 0.67, below the lowest positive loss
+    plot.set_log_scale(True)
+    plot._redraw()
+    low, high = plot.loss_plot.viewRange()[1]
+    assert low <= np.log10(2 / 3) and high >= 0.0  # log10 of 0.67 and of 1.0
+
+
+def test_both_value_axes_share_one_width_that_only_grows(show, qtbot):
+    plot = show(LossPlot(), 600, 400)
+
+    def widths():
+        return [p.getAxis("left").width() for p in (plot.loss_plot, plot.accuracy_plot)]
+
+    def draw(losses):
+        plot.reset()
+        plot.append_losses(losses)
+        plot.add_epoch(1, len(losses), losses[-1], 0.925, losses[-1], 0.9)
+        for _ in range(2):  # the second redraw sees the labels the first one drew
+            plot._dirty = True
+            plot._redraw()
+            plot.grab()
+        qtbot.wait(20)  # the layout follows
+
+    first = widths()
+    assert first[0] == first[1]  # the loss and accuracy plots line up
+    draw(np.linspace(2.3, 0.3, 100))  # labels "0" … "2" and "92.5": no other width, so no re-layout while training
+    assert widths() == first
+    draw(np.linspace(0.004, 0.001, 100))  # "0.004" needs more room
+    wider = widths()
+    assert wider[0] == wider[1] > first[0]
+    draw(np.linspace(2.3, 0.3, 100))
+    assert widths() == wider  # never narrower again: no re-layout back and forth

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from widgets.weight_grid import (
+    LEVELS,
     NEGATIVE,
     POSITIVE,
     ZERO,
@@ -67,3 +68,28 @@ def test_other_shapes_show_a_message(grid):
         grid.set_weights(np.ones((784, 10)), max_tiles=0)
     with pytest.raises(WeightGridError, match="NaN"):
         grid.set_weights(np.full((784, 10), np.nan))
+
+
+def test_colours_come_from_the_table_within_one_step_of_the_exact_blend():
+    tiles = np.random.default_rng(2).normal(size=(5, 28, 28)).astype(np.float32)
+    v = tiles / np.abs(tiles).reshape(5, -1).max(axis=1)[:, None, None]
+    v = v[..., None]
+    exact = np.where(v >= 0, ZERO + v * (POSITIVE - ZERO), ZERO - v * (NEGATIVE - ZERO))
+    rgb = diverging_rgb(tiles)
+    assert rgb.dtype == np.uint8 and rgb.shape == (5, 28, 28, 3)
+    assert np.abs(rgb - exact).max() <= 1.0  # 2 × LEVELS + 1 colours: finer than 8 bits per channel
+    assert LEVELS >= 255
+
+
+def test_the_first_units_of_a_wide_layer_say_how_many_there_are(grid):
+    W = np.random.default_rng(3).normal(size=(784, 64))
+    grid.set_weights(W, total=256)  # a caller copies only the 64 units shown of a 784×256 layer
+    assert grid.tile_count() == 64
+    assert grid.caption() == "64 of 256 units, 28×28 weights each  ·  red +  blue −"
+    grid.grab()
+    grid.set_weights(W)
+    assert grid.caption() == "64 units, 28×28 weights each  ·  red +  blue −"
+    grid.set_weights(np.ones((8, 1, 5, 5)))
+    assert grid.caption() == "8 filters, 5×5 weights each  ·  red +  blue −"
+    grid.set_weights(None)
+    assert grid.caption() == ""

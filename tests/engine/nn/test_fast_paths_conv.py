@@ -1,0 +1,195 @@
+"""The fast convolution, pooling and dropout layers agree with a plain reference to 1e-5.
+
+The reference below is the book's way, written for clarity: im2col copies every window into a row,
+convolution is one matrix product, col2im adds every window back, pooling takes ``max`` and
+``argmax`` along the rows (the first maximum wins a tie). The layers under test work on chunks of
+images, wide rows and strided views; whatever they do, outputs, input gradients
+and parameter gradients must match, for float32 and float64, in training and in inference.
+"""
+import numpy as np
+import pytest
+
+import engine.nn.im2col as im2col
+from engine.nn.conv import Convolution, Dropout, Pooling
+
+TOL = 1e-5
+
+
+# ----- the reference: the book's im2col / col2im, one window at a time
+
+
+def out_size(size, k, stride, pad):
+    return (size + 2 * pad - k) // stride + 1
+
+
+def ref_im2col(x, k, stride, pad):
+    """(N·oh·ow, C·k·k): one row per window, in (image, row, column) order."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = out_size(h, k, stride, pad), out_size(w, k, stride, pad)
+    rows = [xp[a, :, i * stride : i * stride + k, j * stride : j * stride + k].reshape(-1)
+            for a in range(n) for i in range(oh) for j in range(ow)]
+    return np.array(rows), oh, ow
+
+
+def ref_col2im(col, x_shape, k, stride, pad):
+    """Adds every row of ``col`` back onto the window it came from."""
+    n, c, h, w = x_shape
+    oh, ow = out_size(h, k, stride, pad), out_size(w, k, stride, pad)
+    dxp = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
+    row = 0
+    for a in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                dxp[a, :, i * stride : i * stride + k, j * stride : j * stride + k] += col[row].reshape(c, k, k)
+                row += 1
+    return dxp[:, :, pad : pad + h, pad : pad + w]
+
+
+def ref_conv(x, W, b, stride, pad):
+    f, _, k, _ = W.shape
+    col, oh, ow = ref_im2col(x, k, stride, pad)
+    out = col @ W.reshape(f, -1).T + b
+    return out.reshape(len(x), oh, ow, f).transpose(0, 3, 1, 2), col
+
+
+def ref_conv_backward(dout, x, W, col, stride, pad):
+    f, _, k, _ = W.shape
+    d = dout.transpose(0, 2, 3, 1).reshape(-1, f)
+    dW = (col.T @ d).T.reshape(W.shape)
+    db = d.sum(axis=0)
+    dx = ref_col2im(d @ W.reshape(f, -1), x.shape, k, stride, pad)
+    return dx, dW, db
+
+
+def ref_pool(x, size, stride, pad):
+    """(output, argmax per window, rows): each channel's windows as rows, max and argmax along them."""
+    n, c, h, w = x.shape
+    col, oh, ow = ref_im2col(x.reshape(n * c, 1, h, w), size, stride, pad)
+    arg = np.argmax(col, axis=1)  # the first maximum, as in the book
+    return col.max(axis=1).reshape(n, c, oh, ow), arg, col.shape
+
+
+def ref_pool_backward(dout, x_shape, arg, col_shape, size, stride, pad):
+    n, c, h, w = x_shape
+    dcol = np.zeros(col_shape)
+    dcol[np.arange(len(arg)), arg] = dout.reshape(-1)
+    return ref_col2im(dcol, (n * c, 1, h, w), size, stride, pad).reshape(x_shape)
+
+
+# ----- inputs
+
+
+def layouts(x):
+    """The same values as a plain (N, C, H, W) array and stored channel-major, as a convolution hands them out."""
+    return [x, np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)]
+
+
+@pytest.fixture(params=["one chunk", "one image per chunk"])
+def chunking(request, monkeypatch):
+    """Run each test as it runs by default, and again with the batch cut into chunks of one image."""
+    if request.param != "one chunk":
+        monkeypatch.setattr(im2col, "CHUNK_BYTES", 1)
+    return request.param
+
+
+CONV_CASES = [  # (channels, filters, height, width, k, stride, pad): wide rows, narrow rows, strides, DeepConvNet's pads
+    (1, 3, 9, 9, 3, 1, 0),
+    (2, 4, 8, 7, 3, 1, 1),
+    (3, 2, 12, 12, 5, 1, 0),
+    (2, 3, 7, 7, 5, 1, 0),
+    (3, 4, 6, 6, 3, 1, 2),
+    (2, 3, 9, 8, 3, 2, 1),
+    (2, 2, 8, 8, 2, 2, 0),
+    (3, 2, 5, 5, 1, 1, 0),
+]
+
+
+@pytest.mark.parametrize("c, f, h, w, k, stride, pad", CONV_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_convolution_matches_the_reference(chunking, c, f, h, w, k, stride, pad, dtype):
+    rng = np.random.default_rng(k * 100 + h)
+    x = rng.standard_normal((5, c, h, w)).astype(dtype)
+    W, b = rng.standard_normal((f, c, k, k)).astype(dtype), rng.standard_normal(f).astype(dtype)
+    expected, col = ref_conv(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), stride, pad)
+    dout = rng.standard_normal(expected.shape)
+    dx_ref, dW_ref, db_ref = ref_conv_backward(dout, x, W.astype(np.float64), col, stride, pad)
+    for xi in layouts(x):
+        layer = Convolution(W, b, stride, pad)
+        inferred = layer.forward(xi)
+        trained = layer.forward(xi, train=True)
+        assert inferred.dtype == trained.dtype == dtype
+        np.testing.assert_allclose(inferred, expected, rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(trained, expected, rtol=TOL, atol=TOL)
+        for d in layouts(dout.astype(dtype)) + [dout.astype(dtype).reshape(len(x), -1)]:  # flat rows from an affine
+            layer.forward(xi, train=True)
+            dx = layer.backward(d)
+            np.testing.assert_allclose(dx, dx_ref, rtol=TOL, atol=TOL)
+            np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=TOL, atol=TOL)
+            np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
+
+
+def test_a_first_layer_convolution_skips_dx_but_still_gets_its_gradients(chunking):
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((6, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3)), rng.standard_normal(3)
+    expected, col = ref_conv(x, W, b, 1, 1)
+    dout = rng.standard_normal(expected.shape)
+    _, dW_ref, db_ref = ref_conv_backward(dout, x, W, col, 1, 1)
+    layer = Convolution(W, b, 1, 1)
+    layer.need_dx = False
+    layer.forward(x, train=True)
+    assert layer.backward(dout) is None
+    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
+
+
+def test_convolution_writes_gradients_into_the_arrays_the_network_hands_it():
+    rng = np.random.default_rng(4)
+    x, W, b = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    layer = Convolution(W, b)
+    given_W, given_b = np.zeros_like(W), np.zeros_like(b)
+    layer.grads = {"W": given_W, "b": given_b}
+    out = layer.forward(x, train=True)
+    layer.backward(np.ones(out.shape))
+    assert layer.grads["W"] is given_W and layer.grads["b"] is given_b
+    _, col = ref_conv(x, W, b, 1, 0)
+    np.testing.assert_allclose(given_W, ref_conv_backward(np.ones(out.shape), x, W, col, 1, 0)[1], rtol=TOL, atol=TOL)
+
+
+POOL_CASES = [  # (size, stride, pad): the usual 2×2, overlapping windows, padding, gaps between windows
+    (2, 2, 0), (3, 3, 0), (3, 2, 0), (2, 1, 0), (3, 1, 1), (2, 2, 1), (2, 3, 0),
+]
+
+
+@pytest.mark.parametrize("size, stride, pad", POOL_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["random", "with ties"])
+def test_pooling_matches_the_reference(size, stride, pad, dtype, values):
+    rng = np.random.default_rng(size * 10 + stride)
+    x = rng.standard_normal((3, 2, 7, 8))
+    if values == "with ties":  # few distinct values, zeros among them (ReLU output): the first maximum must win
+        x = np.maximum(np.round(x), 0)
+    x = x.astype(dtype)
+    expected, arg, col_shape = ref_pool(x.astype(np.float64), size, stride, pad)
+    dout = rng.standard_normal(expected.shape)
+    dx_ref = ref_pool_backward(dout, x.shape, arg, col_shape, size, stride, pad)
+    for xi in layouts(x):
+        layer = Pooling(size, stride, pad)
+        np.testing.assert_allclose(layer.forward(xi), expected, rtol=TOL, atol=TOL)
+        for d in layouts(dout.astype(dtype)) + [dout.astype(dtype).reshape(len(x), -1)]:
+            out = layer.forward(xi, train=True)
+            assert out.dtype == dtype
+            np.testing.assert_allclose(out, expected, rtol=TOL, atol=TOL)
+            np.testing.assert_allclose(layer.backward(d), dx_ref, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (7, 20)])
+def test_dropout_matches_the_reference_with_the_same_mask(dtype, shape):
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    dout = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    layer = Dropout(0.3, np.random.default_rng(8))
+    mask = np.random.default_rng(8).random(shape, dtype=dtype) > 0.3  # the same generator draws the same mask
+    np.testing.assert_allclose(layer.forward(x, train=True), x * mask, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(layer.backward(dout), dout * mask, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(layer.forward(x), x * 0.7, rtol=TOL, atol=TOL)  # the book scales at inference
