@@ -68,6 +68,7 @@ class LossPlot(QWidget):
         self._x_extent: float | None = None
         self._follow = True  # the plot fits its ranges to the data until the person zooms or pans
         self._fitted: tuple | None = None  # the ranges last fitted (x end, loss low, loss high, accuracy low)
+        self._values_shown: tuple | None = None  # (loss low, loss high, accuracy low) last shown, kept over a reset
         self._dirty = False
         self._interval_ms = REDRAW_MS  # the least time between two redraws
         self._last_redraw = -math.inf  # when the curves were last redrawn (time.monotonic)
@@ -236,6 +237,14 @@ class LossPlot(QWidget):
         self._dirty = True
         self._redraw()
 
+    def draw_now(self) -> None:
+        """Redraw what is pending and paint it at once, e.g. a new run's empty plot and iteration axis before the
+        run starts: its first steps then share the GUI thread with the curves only, not with a whole new axis."""
+        self._timer.stop()
+        self._redraw()
+        if self.isVisible():
+            self.repaint()
+
     def set_redraw_interval(self, ms: int | None = None) -> None:
         """Redraw at most every ``ms`` milliseconds (None: every ``REDRAW_MS``), e.g. less often while training runs
         fast: appends still only fill the buffers, and the next redraw shows all of them."""
@@ -262,7 +271,7 @@ class LossPlot(QWidget):
 
     def set_log_scale(self, on: bool) -> None:
         """Loss on a logarithmic axis (to see progress after the first fast drop)."""
-        self._log, self._fitted = bool(on), None
+        self._log, self._fitted, self._values_shown = bool(on), None, None
         self.loss_plot.setLogMode(x=False, y=self._log)
         self._schedule()
 
@@ -354,17 +363,22 @@ class LossPlot(QWidget):
         e = np.array(self._epochs, dtype=np.float64).reshape(-1, 6)
         if len(e):
             x_hi = max(x_hi, float(e[:, 1].max()))
+        # with no values yet, the value axes keep what they showed (a new run's first losses and accuracies are
+        # much like the last run's: its first redraw then changes no axis labels, a re-layout and repaint of all)
+        lo, hi, acc_lo = self._values_shown or ((-2.0, 1.0, 0.0) if self._log else (0.0, 1.0, 0.0))
         r = self._loss_range
-        if self._log:
-            lo, hi = (math.log10(r.positive_low), math.log10(r.high)) if r.has_positive else (-2.0, 1.0)
-        else:
-            lo, hi = (min(0.0, r.low), r.high) if r.has_values else (0.0, 1.0)
+        if self._log and r.has_positive:
+            lo, hi = math.log10(r.positive_low), math.log10(r.high)
+        elif not self._log and r.has_values:
+            lo, hi = min(0.0, r.low), r.high
         acc = np.concatenate([e[:, 3], e[:, 5]]) * 100.0
         acc = acc[np.isfinite(acc)]
-        # from the lowest value rounded down to a multiple of 10, up to 100: a range that rarely changes,
-        # because every change re-lays the axis out and costs a repaint
-        acc_lo = max(0.0, 10.0 * np.floor(float(acc.min()) / 10.0)) if acc.size else 0.0
-        ranges = (self._x_extent or max(x_hi, 1.0), lo, hi if hi > lo else lo + 1.0, min(acc_lo, 90.0))
+        if acc.size:
+            # from the lowest value rounded down to a multiple of 10, up to 100: a range that rarely changes,
+            # because every change re-lays the axis out and costs a repaint
+            acc_lo = min(max(0.0, 10.0 * np.floor(float(acc.min()) / 10.0)), 90.0)
+        self._values_shown = (lo, hi, acc_lo)
+        ranges = (self._x_extent or max(x_hi, 1.0), lo, hi if hi > lo else lo + 1.0, acc_lo)
         if ranges == self._fitted:
             return  # pyqtgraph would go through all its items for the same ranges again
         self._fitted = ranges

@@ -168,6 +168,7 @@ class TrainingPage(QWidget):
         self._follow_pace(pace)
         self.progress_bar.setRange(0, max(1, total_iterations))
         self.loss_plot.set_x_extent(total_iterations)
+        self.loss_plot.draw_now()  # before the worker starts: drawn while it does not need the GIL
         self._show_rate("Starting…")
         self.history_label.setText("No setting changed during this run yet")
 

@@ -260,3 +260,20 @@ def test_both_value_axes_share_one_width_that_only_grows(show, qtbot):
     assert wider[0] == wider[1] > first[0]
     draw(np.linspace(2.3, 0.3, 100))
     assert widths() == wider  # never narrower again: no re-layout back and forth
+
+
+def test_a_new_run_keeps_the_value_ranges_until_its_values_arrive(plot):
+    plot.append_losses(np.linspace(2.3, 0.3, 100))
+    plot.add_epoch(1, 100, 0.3, 0.92, 0.35, 0.9)
+    plot._redraw()
+    shown = (plot.loss_plot.viewRange()[1], plot.accuracy_plot.viewRange()[1])
+    plot.reset()
+    plot.set_x_extent(500)
+    plot.draw_now()  # what the Train page does before a run starts
+    assert plot.redraw_count >= 2 and not plot._dirty
+    assert plot.loss_plot.viewRange()[0][1] >= 500  # the new run's iteration axis, at once
+    # the same labels as the last run's: its first losses change no axis (a re-layout and repaint of the plot)
+    assert (plot.loss_plot.viewRange()[1], plot.accuracy_plot.viewRange()[1]) == shown
+    plot.append_losses([5.0])
+    plot._redraw()
+    assert plot.loss_plot.viewRange()[1][1] >= 5.0  # values of its own: fitted to them
