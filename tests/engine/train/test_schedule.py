@@ -124,3 +124,4 @@ def test_run_titles_and_histories_tell_the_schedule():
     assert unique_titles(runs) == ["Adam lr 0.003 · lr constant", "Adam lr 0.003 · lr one-cycle"]
     assert any("one-cycle schedule" in line for line in run_history(runs[1][0], "run 2", 100, "finished", None))
     assert not any("schedule" in line for line in run_history(runs[0][0], "run 1", 100, "finished", None))
+

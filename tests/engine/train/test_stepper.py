@@ -169,3 +169,13 @@ def test_chunked_evaluation_gives_the_networks_own_numbers(blobs):
     loss, accuracy = network.evaluate(x, t)
     assert stepper.epochs[0].test_accuracy == accuracy
     assert stepper.epochs[0].test_loss == pytest.approx(loss, rel=1e-12)
+
+
+def test_the_stepper_accepts_huge_finite_pixels_and_refuses_any_infinity():
+    big = np.full((20, 784), 3e38, dtype=np.float32)  # finite, though their sum overflows float32
+    t = np.zeros(20, dtype=np.int64)
+    Stepper(make_mlp([784, 5, 10]), SGD(0.1), big, t, settings=TrainSettings(batch_size=10, epochs=1))
+    both = big.copy()
+    both[3, 7], both[11, 0] = np.inf, -np.inf  # their sum would be NaN, as a single NaN's is
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        Stepper(make_mlp([784, 5, 10]), SGD(0.1), both, t)
