@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.data.idx import write_idx
+
 import engine.data.catalog as catalog
 from app.main_window import MainWindow
 from app.threads import TaskRegistry
@@ -165,3 +167,15 @@ def under_x(tmp_path_factory):
     yield start
     for run in runs:
         run.stop()
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A folder of MNIST-style IDX files: 60 train and 40 test images of random pixels."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("t10k", 40)):
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", (rng.random((n, 28, 28)) * 255).astype(np.uint8))
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    return folder

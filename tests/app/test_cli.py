@@ -225,18 +225,6 @@ def one_error_line(err: str, command: str) -> str:
 
 
 @pytest.fixture
-def tiny_data(tmp_path):
-    """A folder of MNIST-style IDX files: 60 train and 40 test images of random pixels."""
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 60), ("t10k", 40)):
-        write_idx(folder / f"{split}-images-idx3-ubyte.gz", (rng.random((n, 28, 28)) * 255).astype(np.uint8))
-        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
-    return folder
-
-
-@pytest.fixture
 def model(tmp_path):
     return save_weights(make_mlp([784, 16, 10], "relu", seed=0), tmp_path / "model.npz")
 
