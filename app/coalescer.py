@@ -13,9 +13,11 @@ import time
 from typing import Any, Callable
 
 SCREEN_INTERVAL = 0.25  # seconds: progress and speed follow 4 times a second (each update takes the GIL)
-# seconds: the costlier views (loss plot, weights, live predictions) follow a fast run twice a second: each update
-# runs Python on the GUI thread, time the training thread waits for the GIL (a slowly paced run shows every step)
+# seconds: the costlier views follow a fast run more slowly: each update runs Python on the GUI thread, time the
+# training thread waits for the GIL (a slowly paced run shows every step). The loss plot redraws twice a second …
 VIEWS_INTERVAL = 0.5
+# … the weights view and the live predictions (the costliest: an image per unit, a prediction and its check) once a second
+WEIGHTS_INTERVAL = 1.0
 
 
 class ReportCoalescer:

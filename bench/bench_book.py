@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import blas_threads
+
 from engine.data.catalog import load_data_dir
 from engine.train.config import TrainConfig
 
@@ -86,14 +88,6 @@ for i in range(0, len(x), 100):
 steps = len(x) // 100 - warmup
 print(json.dumps({"step": step / steps, "loss": loss / steps, "dtype": str(net.params["W1"].dtype)}))
 """
-
-
-def blas_threads() -> int:
-    """Threads NumPy's BLAS uses (OpenBLAS honours these variables); default: all cores."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return os.cpu_count() or 1
 
 
 def sample_batches(data_dir: str, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

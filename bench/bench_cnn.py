@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import blas_threads
+
 from engine.nn.models import deep_convnet_spec, lenet_spec, make_cnn, simple_convnet_spec
 from engine.nn.optimizers import make_optimizer
 
@@ -50,14 +51,6 @@ EPOCH, BATCH, LR = 60_000, 100, 0.001
 EVAL_IMAGES = 10_000
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist-full"
 NETS = {"simple": simple_convnet_spec, "lenet": lenet_spec, "deep": deep_convnet_spec}
-
-
-def blas_threads() -> int:
-    """Threads NumPy's BLAS uses (OpenBLAS honours these variables); default: all cores."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return os.cpu_count() or 1
 
 
 def batches(iterations: int, seed: int = 0):

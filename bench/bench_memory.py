@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import run_child
 
 MB = 1e6
 BUDGET_EXTRA_MB = 150.0
@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     budget = data_mb + BUDGET_EXTRA_MB
     command = train_command(args.data_dir, args.epochs)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-2000:])
-        raise SystemExit(f"the training command failed (exit {done.returncode}): {' '.join(command)}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / MB  # Linux reports KiB
     try:
-        accuracy = json.loads(done.stdout.strip().splitlines()[-1]).get("test_accuracy")
+        stdout, peak_mib = run_child(command)
+    except RuntimeError as exc:
+        raise SystemExit(f"the training command failed: {exc}") from None
+    seconds = time.perf_counter() - start
+    peak_mb = peak_mib * (1 << 20) / MB
+    try:
+        accuracy = json.loads(stdout.strip().splitlines()[-1]).get("test_accuracy")
     except (ValueError, IndexError, AttributeError):
         accuracy = None
     result = {"command": " ".join(["digitlab", *command[command.index("train"):-1]]), "peak_rss_mb": peak_mb,

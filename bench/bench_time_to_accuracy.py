@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from _common import blas_threads, run_child
+
 RECIPES = {  # kind -> (the arguments after `digitlab train --data-dir DIR`, accuracy target, seconds target)
-    "cnn": (["--architecture", "lenet", "--optimizer", "adam", "--lr", "0.003", "--schedule", "one-cycle",
-             "--epochs", "4", "--batch-size", "100"], 0.990, 30.0),
+    "cnn": (["--architecture", "lenet", "--optimizer", "adam", "--lr", "0.005", "--schedule", "one-cycle",
+             "--epochs", "3", "--batch-size", "50"], 0.990, 30.0),
     "mlp": (["--architecture", "mlp", "--hidden", "256,128", "--optimizer", "adam", "--lr", "0.003",
              "--schedule", "one-cycle", "--epochs", "6", "--batch-size", "100"], 0.980, 10.0),
 }
@@ -37,26 +36,6 @@ EVAL_CHUNK = 1000
 
 def command(kind: str, data_dir: str) -> list[str]:
     return ["digitlab", "train", "--data-dir", data_dir, *RECIPES[kind][0]]
-
-
-def blas_threads() -> int:
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return os.cpu_count() or 1
-
-
-def run_child(argv: list[str]) -> tuple[str, float]:
-    """(stdout, peak RSS in MB) of a child process; raises with its stderr when it fails."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(argv, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)  # the rusage of this child alone
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if child.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[:4])}… failed ({child.returncode}): {err.read().decode()[-2000:]}")
-        return out.read().decode(), usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
 def run_digitlab(kind: str, data_dir: str) -> dict:

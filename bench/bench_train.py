@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from _common import blas_threads
+
 from engine.data.dataset import Dataset
 from engine.nn.network import make_mlp
 from engine.nn.optimizers import SGD
@@ -35,14 +37,6 @@ from engine.train.race import race
 N, BATCH, LR = 60_000, 100, 0.1
 ARCHS = {"784-100-10": [784, 100, 10], "784-256-128-10": [784, 256, 128, 10]}
 TARGET_VS_TORCH, TARGET_VS_MATMUL = 0.7, 1.6
-
-
-def blas_threads() -> int:
-    """Threads NumPy's BLAS uses (OpenBLAS honours these variables); default: all cores."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return os.cpu_count() or 1
 
 
 def data(seed=0):

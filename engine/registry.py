@@ -40,7 +40,7 @@ DATASETS = _choices(DATASET_NAMES, {
 ARCHITECTURE_CHOICES = _choices(ARCHITECTURES, {
     "mlp": ("MLP (fully connected)", "every pixel connects to every hidden unit"),
     "small-cnn": ("Small CNN", "convolution filters over small patches, then a classifier"),
-    "lenet": ("LeNet-style CNN", "two convolutions, each pooled, then a classifier: about 99% on MNIST in 4 epochs"),
+    "lenet": ("LeNet-style CNN", "two convolutions, each pooled, then a classifier: about 99% on MNIST in 3 epochs"),
     "simple-convnet": ("SimpleConvNet (the book's)", "the book's chapter-7 CNN: 30 5×5 filters, pool, 100 hidden"),
     "deep-convnet": ("DeepConvNet (the book's)", "the book's chapter-8 CNN: six 3×3 convolutions, dropout; slow"),
 }, "architecture")

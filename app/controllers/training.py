@@ -4,7 +4,7 @@ The run itself is a ``TrainingTask`` started through the window's ``TaskRegistry
 arrive already merged to the screen's pace (``app.coalescer``), or one per step when the run is
 paced slowly, so each one goes straight to the page and the session. The session's
 ``weightsUpdated`` (the weights view, the live predictions) follows a fast run at most every
-``VIEWS_INTERVAL`` seconds, and every report of a slowly paced or paused run, and the run's end.
+``WEIGHTS_INTERVAL`` seconds, and every report of a slowly paced or paused run, and the run's end.
 A network put into the session by someone else (a weight file) replaces the one being trained: that
 run is stopped and forgotten, and the panel shows the file's architecture. Start on a network that
 was opened or trained asks whether to continue training it (a fine-tune, same network object) or to start anew;
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject
 
-from app.coalescer import VIEWS_INTERVAL
+from app.coalescer import WEIGHTS_INTERVAL
 from app.control_panel import ControlPanel
 from app.controllers import Host
 from app.network_settings import network_shape, records_loss
@@ -310,7 +310,7 @@ class TrainingController(QObject):
         if p.changes or self.session.training_state == "paused":
             self._update_label()
         now = time.monotonic()
-        if shows_at_once(p, task.control.pace) or now - self._weights_sent >= VIEWS_INTERVAL:
+        if shows_at_once(p, task.control.pace) or now - self._weights_sent >= WEIGHTS_INTERVAL:
             self._weights_sent = now
             self.session.weightsUpdated.emit()
 

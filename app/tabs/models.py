@@ -36,6 +36,7 @@ class ModelsPage(QWidget):
         self.session = session
         self.weightfiles = weightfiles
         self.image: np.ndarray | None = None
+        self._stale = False  # the network learned more while the page was hidden: predict when it is shown
 
         self.open_button = QPushButton("Open weights…")
         self.open_button.setToolTip("Load another weight file (e.g. the book's sample_weight.pkl) to compare. "
@@ -79,7 +80,7 @@ class ModelsPage(QWidget):
 
         session.networkChanged.connect(self.refresh)
         session.networkInfoChanged.connect(self.refresh)  # e.g. "(training)" became "(finished, 3 epochs)"
-        session.weightsUpdated.connect(self._predict)  # the network being trained learned more
+        session.weightsUpdated.connect(self._weights_updated)  # the network being trained learned more
         session.modelsChanged.connect(self.refresh)
         session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
         session.datasetChanged.connect(lambda _dataset: self._predict())  # digits or not: check the drawing or not
@@ -157,7 +158,20 @@ class ModelsPage(QWidget):
                 out[name] = None  # e.g. a model for another input size
         return out
 
+    def _weights_updated(self) -> None:
+        """Predict again with what the network learned; while the page is hidden, once it is shown again."""
+        if self.isVisible():
+            self._predict()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._predict()
+
     def _predict(self) -> None:
+        self._stale = False
         models = self.models()
         if not models:
             self.bars.set_probabilities(None, "")

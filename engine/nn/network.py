@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from engine.errors import DigitLabError
-from engine.nn.conv import CONV_BUILDERS, PARAMETRIC_CONV, conv_output_size
+from engine.nn.conv import CONV_BUILDERS, PARAMETRIC_CONV, conv_output_size, running_order
 from engine.nn.functions import softmax, to_indices
 from engine.nn.initializers import default_init, init_weight
 from engine.nn.layers import ACTIVATIONS, LOSSES, Affine, Layer
@@ -64,6 +64,7 @@ class Network:
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
         self.layers = list(layers)
+        self._running = running_order(self.layers)
         self.loss_name = loss
         self.loss_layer = LOSSES[loss]()
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -166,14 +167,14 @@ class Network:
             # slices whose largest activation holds about 4M values: a CNN's feature maps stay tens of MB
             # (not the GBs of 10,000 images at once), an MLP still gets large matrix products
             shape, largest = self.input_shape, 1
-            for layer in self.layers:
+            for layer in self._running:
                 shape = layer.output_shape(shape)
                 largest = max(largest, math.prod(shape))
             step = max(1, (1 << 22) // largest)
         parts = []
         for start in range(0, max(1, len(out)), step):
             part = out[start : start + step]
-            for layer in self.layers:
+            for layer in self._running:
                 part = layer.forward(part, train)
             parts.append(part)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -196,7 +197,7 @@ class Network:
         """Backprop: returns the loss and leaves the gradients in ``self.grads``."""
         loss = self.loss(x, t, train=True)
         dout = self.loss_layer.backward(1.0)
-        for layer in reversed(self.layers):
+        for layer in reversed(self._running):
             dout = layer.backward(dout)
         grads = self._flat_grads
         if grads is None:

@@ -17,6 +17,7 @@ import numpy as np
 from engine.nn.functions import to_indices
 from engine.nn.network import Network
 from engine.nn.optimizers import Optimizer
+from engine.train.allocator import keep_freed_memory
 from engine.train.schedule import schedule_factor
 
 EXPLODE_FACTOR = 1000  # a loss this many times its first value means the run has blown up, even if still finite
@@ -132,6 +133,7 @@ class Stepper:
                  evaluate_epochs: bool = True, clock: Callable[[], float] | None = None,
                  cancel: Callable[[], bool] | None = None) -> None:
         settings = settings or TrainSettings()
+        keep_freed_memory()  # each step reuses the memory the last one freed: see engine.train.allocator
         x_train = np.asarray(x_train)
         n = len(x_train)
         if n == 0:

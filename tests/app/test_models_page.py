@@ -49,7 +49,7 @@ def test_new_network_and_removed_model_update_the_bars(panel, trained):
     np.testing.assert_allclose(panel.bars.probabilities("fresh"), fresh.predict(ds.x_test[0]), rtol=1e-6)
 
 
-def test_the_network_in_training_is_read_again_as_it_learns(panel, trained):
+def test_the_network_in_training_is_read_again_as_it_learns_when_the_page_shows(panel, trained):
     ds, net = trained
     learner = net.copy()
     panel.session.set_network(learner, "learner (training)")
@@ -57,9 +57,14 @@ def test_the_network_in_training_is_read_again_as_it_learns(panel, trained):
     panel.set_image(img)
     before = panel.bars.probabilities("learner (training)").copy()
     learner.params["b2"][:] += np.linspace(-3, 3, 10, dtype=learner.params["b2"].dtype)  # training moved the weights
-    panel.session.weightsUpdated.emit()
+    panel.session.weightsUpdated.emit()  # the page is hidden: nobody would see the new bars, so it waits …
+    np.testing.assert_array_equal(panel.bars.probabilities("learner (training)"), before)
+    panel.show()  # … until it is shown
     np.testing.assert_allclose(panel.bars.probabilities("learner (training)"), learner.predict(img), rtol=1e-6)
     assert not np.allclose(panel.bars.probabilities("learner (training)"), before)
+    learner.params["b2"][:] -= 1.0
+    panel.session.weightsUpdated.emit()  # shown: at once
+    np.testing.assert_allclose(panel.bars.probabilities("learner (training)"), learner.predict(img), rtol=1e-6)
     panel.session.add_model("other", net)
     panel.model_list.setCurrentRow(1)
     panel.session.set_test_accuracy(0.9)  # an epoch ended: the person's selection stays

@@ -193,3 +193,34 @@ def test_dropout_matches_the_reference_with_the_same_mask(dtype, shape):
     np.testing.assert_allclose(layer.forward(x, train=True), x * mask, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(layer.backward(dout), dout * mask, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(layer.forward(x), x * 0.7, rtol=TOL, atol=TOL)  # the book scales at inference
+
+
+# ----- a ReLU just before a max-pool runs after it (engine.nn.network.running_order)
+
+
+@pytest.mark.parametrize("spec_name", ["lenet", "simple-convnet"])
+def test_pooling_before_relu_gives_the_same_scores_and_gradients_as_the_spec_order(spec_name):
+    from engine.nn.conv import Pooling
+    from engine.nn.layers import ReLU
+    from engine.nn.models import CNN_SPECS, make_cnn
+
+    net = make_cnn(CNN_SPECS[spec_name](), seed=3, dtype=np.float64)
+    order = net._running
+    pairs = [i for i, layer in enumerate(net.layers[:-1]) if isinstance(layer, ReLU) and isinstance(net.layers[i + 1], Pooling)]
+    assert pairs and all(order[i] is net.layers[i + 1] and order[i + 1] is net.layers[i] for i in pairs)
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 1, 28, 28)) - 0.3  # negative pixels too: some windows are all negative
+    t = rng.integers(0, 10, 6)
+    loss = net.gradient(x, t)
+    fast = {k: v.copy() for k, v in net.grads.items()}
+
+    h = x  # the reference: every layer in the spec's order
+    for layer in net.layers:
+        h = layer.forward(h, train=True)
+    assert net.loss_layer.forward(h, t) == pytest.approx(loss, rel=1e-12)
+    d = net.loss_layer.backward(1.0)
+    for layer in reversed(net.layers):
+        d = layer.backward(d)
+    for name, layer, key in net._names:
+        np.testing.assert_allclose(fast[name], layer.grads[key], rtol=1e-12, atol=1e-15, err_msg=name)
