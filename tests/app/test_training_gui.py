@@ -294,7 +294,7 @@ def test_a_fast_run_redraws_the_plot_twice_and_weights_and_predictions_once_a_se
     real = page.weight_grid.set_weights
     monkeypatch.setattr(page.weight_grid, "set_weights", lambda w, *a, **k: (shown.append(w), real(w, *a, **k)))
     window.session.weightsUpdated.connect(lambda: updates.append(time.monotonic()))
-    configure(window, hidden=[100], epochs=200)  # as fast as possible
+    configure(window, hidden=[100], epochs=2000)  # as fast as possible, and far longer than the test watches
     window.training.start()
     assert page.loss_plot.redraw_interval() == round(VIEWS_INTERVAL * 1000)  # the plot too: each redraw takes the GIL
     qtbot.wait(2600)
