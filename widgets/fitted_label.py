@@ -6,10 +6,11 @@ half a line.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from widgets.plain_text import block, plain_tooltip
+from widgets.verdict_line import fit_text
 
 
 class FittedLabel(QLabel):
@@ -42,23 +43,12 @@ class FittedLabel(QLabel):
         super().showEvent(event)
         self._fit()
 
-    def _needs(self, text: str, width: int) -> int:
-        flags = int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft)
-        return self.fontMetrics().boundingRect(QRect(0, 0, width, 100_000), flags, text).height()
-
     def _fit(self) -> None:
         width = max(self.contentsRect().width() - 2 * self.margin(), 20)
         room = self.contentsRect().height() - 2 * self.margin()
         text = self._full
-        if self.isVisible() and self._needs(text, width) > room:  # hidden, its size is not known yet
-            lo, hi = 0, len(text)  # the longest start of the text that fits with "…" after it
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if self._needs(text[:mid].rstrip() + "…", width) <= room:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            text = text[:lo].rstrip() + "…"
+        if self.isVisible():  # hidden, its size is not known yet
+            text = fit_text(self.fontMetrics(), text, width, room)
         if text != self.text():
             self.setText(text)
         cut = text != self._full
