@@ -9,7 +9,6 @@ text that comes from files is escaped and shortened before it reaches the termin
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import threading
@@ -21,155 +20,21 @@ import numpy as np
 from app.cli_io import (MAX_ERROR_TEXT, MAX_SUMMARY_LINE, CliError, StderrStream, digitlab_version, emit_json,
                         error_text, fail, internal_error_text, reading, regular_file, reset_output, say, say_block,
                         say_out)
-from engine import registry
+from app.cli_parser import (EXIT_DIVERGED, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, MAX_BATCH_SIZE,
+                            MAX_GRADCHECK_BATCH, PIXEL_CHOICES, WINDOW_PACKAGES, UsageError, build_parser)
 from engine.data.catalog import load_dataset, text_progress
+from engine.data.data_file import load_data_file
 from engine.data.images import load_image
 from engine.data.preprocess import is_blank
 from engine.errors import DigitLabError
 from engine.nn.optimizers import DEFAULT_LR
-from engine.train.config import (MAX_HIDDEN_LAYERS, MAX_PARAMETERS, ConfigError, TrainConfig, book_defaults,
-                                 check_mlp_size, parse_hidden)
+from engine.train.config import ConfigError, TrainConfig, book_defaults, check_mlp_size, parse_hidden
 from engine.train.evaluation import evaluate_model
 from engine.train.gradcheck import check_gradients
 from engine.train.loop import TrainControl, train
 from engine.util import bounded_jsonable, printable
 from engine.weightfiles.recognise import inspect_weights, load_weights
 from engine.weightfiles.save import check_save_path, save_weights
-
-EXIT_OK, EXIT_ERROR, EXIT_INTERNAL, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_STATUS_HELP = """\
-exit status:
-  0    done (also when the output was closed early, as by | head)
-  1    bad input: a file, an image, a folder or an argument; one line on stderr,
-       "digitlab CMD: error: FILE: what is wrong" (and {"error": ...} on stdout with --json)
-  2    internal error: a bug in DigitLab, please report it; --debug shows the traceback
-  3    training diverged (train)
-  130  interrupted (Ctrl+C)"""
-MAX_BATCH_SIZE = 1_000_000  # more than any dataset here; beyond it NumPy's index arithmetic overflows
-MAX_GRADCHECK_BATCH = 1000  # the numerical gradient runs two forward passes per weight on this batch
-WINDOW_PACKAGES = ("PySide6", "shiboken6", "pyqtgraph")  # only the window needs them
-
-
-class _UsageError(Exception):
-    """A bad command line, raised by the parser instead of argparse's exit(2) with a usage dump."""
-
-    def __init__(self, prog: str, message: str):
-        super().__init__(message)
-        self.prog = prog
-
-
-class _Formatter(argparse.HelpFormatter):
-    """Wraps descriptions as usual but keeps the exit-status table as written."""
-
-    def _fill_text(self, text, width, indent):
-        if text == EXIT_STATUS_HELP:
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # noqa: D102 - argparse's hook
-        raise _UsageError(self.prog, message)
-
-
-# ----------------------------------------------------------------------------- the parser
-
-def _choice_help(choices, default: str | None = None) -> str:
-    """'relu (max(0, x): learns fastest), sigmoid (…); default relu' from a registry's choices."""
-    text = ", ".join(f"{c.name} ({c.help.replace('%', '%%')})" if c.help else c.name for c in choices)  # argparse %
-    return text + (f"; default {default}" if default else "")
-
-
-def _add_data_options(p: argparse.ArgumentParser, default: str | None = "mnist-sample") -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", default=default, metavar="NAME", help=_choice_help(registry.DATASETS, default))
-    g.add_argument("--data-dir", metavar="DIR", help="a folder of IDX files (train-*/t10k-*-ubyte[.gz]); wins over --dataset")
-    g.add_argument("--mirror", action="append", metavar="URL",
-                   help="download from this base URL instead of the built-in mirrors (repeatable; env DIGITLAB_MIRRORS)")
-
-
-def _add_network_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("network")
-    for flag, choices, default in (("--architecture", registry.ARCHITECTURE_CHOICES, "mlp"),
-                                   ("--activation", registry.ACTIVATION_CHOICES, "relu"),
-                                   ("--loss", registry.LOSS_CHOICES, "cross-entropy"),
-                                   ("--init", registry.INIT_CHOICES, "auto")):
-        g.add_argument(flag, choices=registry.names(choices), default=default, help=_choice_help(choices, default))
-    g.add_argument("--hidden", default="256,128", metavar="SIZES",
-                   help=f"hidden layer sizes, e.g. 100 or 256,128 (MLP only; default 256,128; at most "
-                        f"{MAX_HIDDEN_LAYERS} layers and {MAX_PARAMETERS:,} weights)")
-    g.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default 0)")
-
-
-def _add_override_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model overrides (when the file does not say)")
-    g.add_argument("--activation", choices=registry.names(registry.ACTIVATION_CHOICES),
-                   help="force the hidden activation")
-    g.add_argument("--input-scale", type=float, choices=[1.0, 255.0], help="1 for pixels in [0,1], 255 for raw [0,255]")
-
-
-def _sub(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help, epilog=EXIT_STATUS_HELP, formatter_class=_Formatter,
-                       **kwargs)
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return p
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="digitlab", epilog=EXIT_STATUS_HELP, formatter_class=_Formatter,
-        description="Watch a neural network learn to read handwritten digits. Without a command, opens the window.",
-    )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an internal error (also accepted after the command)")
-    parser.add_argument("--version", action="store_true", help="print DigitLab's version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = _sub(sub, "train", "train a network and report test accuracy",
-             description="Train a network on a dataset; per-epoch progress goes to stderr. Ctrl+C stops after "
-                         "the current iteration and still reports (and saves); a second Ctrl+C aborts.")
-    _add_data_options(p)
-    _add_network_options(p)
-    g = p.add_argument_group("training")
-    g.add_argument("--optimizer", choices=registry.names(registry.OPTIMIZER_CHOICES), default="adam",
-                   help=_choice_help(registry.OPTIMIZER_CHOICES, "adam"))
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's usual one)")
-    g.add_argument("--schedule", choices=registry.names(registry.SCHEDULE_CHOICES), default="constant",
-                   help="learning-rate schedule; --lr is its peak: " + _choice_help(registry.SCHEDULE_CHOICES, "constant"))
-    g.add_argument("--momentum", type=float, default=0.9, help="for momentum and nesterov (default 0.9)")
-    g.add_argument("--batch-size", type=int, default=100, help="default 100")
-    g.add_argument("--epochs", type=int, default=None, help="default 10; 20 for the book's CNNs")
-    g.add_argument("--save", metavar="PATH", help="write the weights here (.npz: DigitLab format; .pkl: book-compatible); "
-                   "checked before training starts; a link is written through to its file")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = _sub(sub, "evaluate", "accuracy and loss of a weight file on a test split")
-    p.add_argument("weights", metavar="WEIGHTS", help="a weight file (.npz, .pkl)")
-    _add_data_options(p)
-    _add_override_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = _sub(sub, "predict", "classify PNG/JPEG images of digits",
-             description="Classify pictures of digits. A blank or uniform picture answers 'no digit found' (class "
-                         "null). An unreadable image is reported in one line and the others are still classified; "
-                         "the exit status is then 1.")
-    p.add_argument("weights", metavar="WEIGHTS", help="a weight file (.npz, .pkl)")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG or JPEG files, any size, dark-on-light or light-on-dark")
-    _add_override_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = _sub(sub, "gradcheck", "backprop vs numerical gradient: per-parameter error and time")
-    _add_network_options(p)
-    p.set_defaults(hidden="10")
-    p.add_argument("--batch", type=int, default=3, help=f"mini-batch size for the check (default 3, at most "
-                                                        f"{MAX_GRADCHECK_BATCH})")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-
-    p = _sub(sub, "inspect", "what a weight file holds and how it was recognised (runs nothing from it)")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
-    return parser
-
 
 # ----------------------------------------------------------------------------- checks before any work
 
@@ -190,8 +55,12 @@ def _check_network(args, architecture: str) -> list[int]:
 
 
 def _load_dataset(args, need_train: bool):
-    ds = load_dataset(args.dataset, data_dir=args.data_dir, mirrors=args.mirror, progress=text_progress(StderrStream()),
-                      test_only=not need_train)
+    if getattr(args, "data_file", None):
+        with reading(args.data_file):
+            ds = load_data_file(args.data_file)
+    else:
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, mirrors=args.mirror,
+                          progress=text_progress(StderrStream()), test_only=not need_train)
     if need_train:
         ds.require_train()
     return ds
@@ -199,8 +68,9 @@ def _load_dataset(args, need_train: bool):
 
 def _load_weights(args, probe=None):
     with reading(args.weights):
-        return load_weights(args.weights, activation=getattr(args, "activation", None),
-                            input_scale=getattr(args, "input_scale", None), probe=probe)
+        scale, shift = PIXEL_CHOICES.get(getattr(args, "pixels", None), (getattr(args, "input_scale", None), None))
+        return load_weights(args.weights, activation=getattr(args, "activation", None), input_scale=scale, probe=probe,
+                            input_shift=shift)
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -287,7 +157,7 @@ def cmd_evaluate(args) -> tuple[dict, int]:
     return {"command": "evaluate", "weights": str(args.weights), "dataset": ds.name, "images": len(ds.x_test),
             "accuracy": ev.accuracy, "loss": ev.loss, "per_class_accuracy": list(map(float, ev.per_class_accuracy)),
             "architecture": loaded.architecture, "activation": loaded.activation,
-            "input_scale": loaded.input_scale}, EXIT_OK
+            "input_scale": loaded.input_scale, "input_shift": loaded.input_shift, "kind": loaded.kind}, EXIT_OK
 
 
 def cmd_predict(args) -> tuple[dict, int]:
@@ -382,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if want_json:
             emit_json(out)
         return code
-    except _UsageError as exc:
+    except UsageError as exc:
         return fail(exc.prog, "error", f"{printable(exc, 300)} (see {exc.prog} --help)", EXIT_ERROR, want_json)
     except KeyboardInterrupt:
         return fail(name, "interrupted", None, EXIT_INTERRUPTED, want_json)

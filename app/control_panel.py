@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
@@ -269,11 +270,12 @@ class ControlPanel(QWidget):
         return str(self.dataset.currentData())
 
     def select_dataset(self, name: str) -> None:
-        """Select a built-in dataset or a folder path (added to the list if new). Emits nothing."""
+        """Select a built-in dataset, a folder or a dataset file (added to the list if new). Emits nothing."""
         index = self.dataset.findData(name)
         if index < 0:
-            index = self.dataset.count() - 1  # folders go just before "A folder of IDX files…"
-            self.dataset.insertItem(index, f"Folder: {line(name, 80)}", name)
+            index = self.dataset.count() - 1  # folders and files go just before "A folder of IDX files…"
+            kind = "File" if Path(name).is_file() else "Folder"
+            self.dataset.insertItem(index, f"{kind}: {line(name, 80)}", name)
             self.dataset.setItemData(index, plain_tooltip(name), Qt.ToolTipRole)  # the full path, shown as text
         blocked = self.dataset.blockSignals(True)
         self.dataset.setCurrentIndex(index)

@@ -5,17 +5,19 @@ The background job raises what stops it (``DownloadCancelled``, ``OfflineError``
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 import engine.data.catalog as catalog
+from engine.data.data_file import load_data_file
 from app.threads import BackgroundTask, TaskContext
 
 
 def dataset_job(name: str) -> Callable[[TaskContext], object]:
-    """A function for BackgroundTask: load a built-in dataset by name, or a folder of IDX files by path.
+    """A function for BackgroundTask: load a built-in dataset by name, a folder of IDX files or a dataset file by path.
 
     Progress is reported as (done_bytes, total_bytes, filename); ``ctx.cancelled`` stops a download
     with DownloadCancelled. Returns the Dataset.
@@ -27,6 +29,8 @@ def dataset_job(name: str) -> Callable[[TaskContext], object]:
 
         if name in catalog.DATASET_NAMES:
             return catalog.load_dataset(name, progress=progress, cancel=ctx.cancelled)
+        if Path(name).is_file():
+            return load_data_file(name)
         return catalog.load_dataset(data_dir=name, progress=progress, cancel=ctx.cancelled)
 
     return run

@@ -28,9 +28,9 @@ RUN_SHORTCUTS = (
     ("Ctrl+Shift+R", "Reset: a new, untrained network from the settings"),
 )
 FILE_SHORTCUTS = (
-    ("Ctrl+O", "Open weights… (.npz from DigitLab, the book's .pkl)"),
+    ("Ctrl+O", "Open weights… (DigitLab's .npz, the book's or Nielsen's pickle, PyTorch .pt, .safetensors)"),
     ("Ctrl+I", "Open image…: a picture of a digit onto the canvas"),
-    ("Ctrl+S", "Save weights… (.npz with the settings, or a book-compatible .pkl)"),
+    ("Ctrl+S", "Save weights… (.npz with the settings, a book-compatible .pkl, PyTorch .pt or .safetensors)"),
     ("Ctrl+L", "Clear the drawing (a right-click on the canvas does too)"),
     ("Ctrl+Q", "Quit (the system's own key for it: Ctrl+Q on Linux desktops, ⌘Q on macOS, Alt+F4 on Windows)"),
     ("F1", "Help ▸ Guide: this text, in a window beside the main one"),

@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 # the pages that read the canvas (Evaluate puts a mistake on it, the loss lab scores the drawing); elsewhere the
 # page takes the room
 DRAWING_PAGES = (TRAIN, EVALUATE, MODELS, "Loss functions")
-WEIGHT_FILTERS = "DigitLab weights (*.npz);;Book-compatible pickle (*.pkl *.pickle)"
-OPEN_FILTERS = "Weight files (*.npz *.pkl *.pickle *.npy);;All files (*)"
+WEIGHT_FILTERS = ("DigitLab weights (*.npz);;Book-compatible pickle (*.pkl *.pickle);;PyTorch state_dict (*.pt *.pth);;"
+                  "safetensors (*.safetensors)")
+OPEN_FILTERS = ("Weight files (*.npz *.pkl *.pickle *.pt *.pth *.safetensors *.json *.gz *.bz2 *.xz *.zip);;"
+                "All files (*)")
+DATASET_FILTERS = "Dataset files (*.pkl.gz *.pkl *.gz *.bz2 *.xz);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -129,7 +132,8 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self.action_open = QAction("&Open weights…", self)
         self.action_open.setShortcut(QKeySequence.Open)
-        self.action_open.setStatusTip("Load a weight file (.npz from DigitLab, or the book's .pkl)")
+        self.action_open.setStatusTip("Load a weight file: DigitLab's .npz, the book's or Nielsen's pickle, PyTorch "
+                                      ".pt/.pth, .safetensors, compressed too")
         self.action_open.triggered.connect(lambda: self.weightfiles.open())
         file_menu.addAction(self.action_open)
         self.recent_menu = file_menu.addMenu("Open &recent")
@@ -138,9 +142,14 @@ class MainWindow(QMainWindow):
         self.action_open_image.setStatusTip("Put a picture of a digit (PNG, JPEG, …) on the canvas, as if drawn")
         self.action_open_image.triggered.connect(lambda: self.images.open())
         file_menu.addAction(self.action_open_image)
+        self.action_open_dataset = QAction("Open &dataset…", self)
+        self.action_open_dataset.setStatusTip("Train and evaluate on a dataset file: Nielsen's mnist.pkl.gz")
+        self.action_open_dataset.triggered.connect(lambda: self.datasets.open_file())
+        file_menu.addAction(self.action_open_dataset)
         self.action_save = QAction("&Save weights…", self)
         self.action_save.setShortcut(QKeySequence.Save)
-        self.action_save.setStatusTip("Save the current network as .npz (with its settings) or a book-style .pkl")
+        self.action_save.setStatusTip("Save the current network as .npz (with its settings), a book-style .pkl, a "
+                                      "PyTorch .pt or .safetensors")
         self.action_save.triggered.connect(lambda: self.weightfiles.save())
         file_menu.addAction(self.action_save)
         file_menu.addSeparator()
@@ -254,6 +263,10 @@ class MainWindow(QMainWindow):
 
     def ask_open_path(self) -> str | None:
         path, _ = QFileDialog.getOpenFileName(self, "Open weights", "", OPEN_FILTERS)
+        return path or None
+
+    def ask_dataset_path(self) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a dataset file", "", DATASET_FILTERS)
         return path or None
 
     def ask_image_path(self) -> str | None:

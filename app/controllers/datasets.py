@@ -60,6 +60,13 @@ class DatasetController(QObject):
             self.download_dialog.show()
         self.tasks.start(task)
 
+    def open_file(self) -> None:
+        """File ▸ Open dataset: ask for a dataset file (Nielsen's mnist.pkl.gz) and load it in the background."""
+        path = self.host.ask_dataset_path()
+        if path:
+            self.panel.select_dataset(path)
+            self.load(path, interactive=True)
+
     def use(self, dataset) -> None:
         """Make ``dataset`` the one training and evaluation use (also called directly by tests)."""
         self.session.set_dataset(dataset)

@@ -24,8 +24,9 @@ from app.settings import AppSettings
 from app.threads import BackgroundTask, TaskRegistry, describe_error, describe_file_error
 from engine.data.dataset import DIGIT_CLASSES
 from engine.train.evaluation import EvaluationCancelled, evaluate_model
+from engine.weightfiles.probe import pixels_name
 from engine.weightfiles.recognise import LoadedWeights, load_weights
-from engine.weightfiles.save import save_weights
+from engine.weightfiles.save import SUFFIX_FORMATS, save_weights
 from widgets.plain_text import line
 
 PROBE_SIZE = 500  # test images used to guess a file's activation and pixel scale
@@ -136,7 +137,7 @@ class WeightFileController(QObject):
             return
         self.loaded = loaded
         details = (f"{loaded.kind}; activation {loaded.activation} ({loaded.activation_source}), "
-                   f"inputs ×{loaded.input_scale:g} ({loaded.scale_source})")
+                   f"pixels {pixels_name(loaded.input_scale, loaded.input_shift)} ({loaded.scale_source})")
         self.session.set_network(loaded.network, f"{name}: {loaded.architecture}", details)
         self.settings.add_recent_file(path)
         self.recentChanged.emit()
@@ -192,7 +193,7 @@ class WeightFileController(QObject):
 
     # ----- saving -----
     def save(self) -> Path | None:
-        """Ask where, then save the current network as .npz (with its settings) or a book-style .pkl."""
+        """Ask where, then save the current network in the format its suffix (or the chosen filter) names."""
         network = self.session.network
         if network is None:
             self.host.show_error("Nothing to save", "There is no network yet: train one or open a weight file.")
@@ -201,13 +202,12 @@ class WeightFileController(QObject):
         if not path:
             return None
         path = Path(path)
-        pickle = path.suffix.lower() in (".pkl", ".pickle") or (not path.suffix and "pkl" in chosen)
-        if not path.suffix:
-            path = path.with_suffix(".pkl" if pickle else ".npz")
+        if path.suffix.lower() not in SUFFIX_FORMATS:  # no suffix, or one of no format: the chosen filter's
+            path = path.with_name(path.name + _filter_suffix(chosen))
         config = network.info.get("config") if isinstance(network.info.get("config"), dict) else None
         metadata = {"label": self.session.network_label, "training": config}
         try:
-            written = save_weights(network.copy(), path, format="pickle" if pickle else "npz", metadata=metadata)
+            written = save_weights(network.copy(), path, metadata=metadata)
         except (ValueError, OSError) as exc:
             self.host.show_error("Could not save the weights", f"{path}\n\n{exc}")
             return None
@@ -215,3 +215,11 @@ class WeightFileController(QObject):
         self.recentChanged.emit()
         self.host.show_status(f"Saved {written}", 5000)
         return Path(written)
+
+
+def _filter_suffix(chosen: str) -> str:
+    """The suffix a Save dialog filter such as "PyTorch state_dict (*.pt *.pth)" stands for; .npz by default."""
+    for suffix in SUFFIX_FORMATS:
+        if f"*{suffix})" in chosen or f"*{suffix} " in chosen:
+            return suffix
+    return ".npz"

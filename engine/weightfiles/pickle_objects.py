@@ -15,9 +15,9 @@ import re
 from collections import ChainMap, OrderedDict
 from collections.abc import Mapping
 
-from engine.errors import UnsafePickleError
+from engine.errors import UnsafePickleError, WeightFileError
 from engine.util import printable
-from engine.weightfiles.pickle_scan import MAX_SAME_HASH, MAX_TUPLE_KEYS
+from engine.weightfiles.pickle_scan import MAX_OBJECTS, MAX_SAME_HASH, MAX_TUPLE_KEYS
 
 MAX_NAME_CHARS = 1_000  # module or class names longer than this are crafted (real ones are < 100 characters)
 
@@ -213,3 +213,39 @@ class PickledList(list):
 
 
 PICKLED_CONTAINERS = (PickledDict, PickledOrderedDict, PickledList)
+
+
+# ----- after loading: what a file's objects are
+def reachable(obj) -> list:
+    """Every container and stand-in reachable from ``obj``, breadth first, each once: linear in the file.
+
+    Stand-ins contribute their state as pickled (never a merged copy: many objects may share one
+    state dict), and an object is queued only the first time it is seen.
+    """
+    seen, queue, i = {id(obj)}, [obj], 0
+    while i < len(queue):
+        o = queue[i]
+        i += 1
+        if isinstance(o, dict):
+            children = o.values()
+        elif isinstance(o, (list, tuple)):
+            children = o
+        elif isinstance(o, StandIn):
+            children = (o.state, o.items, o.listitems)
+        else:
+            continue
+        for child in children:
+            if isinstance(child, (dict, list, tuple, StandIn)) and id(child) not in seen:
+                seen.add(id(child))
+                queue.append(child)
+                if len(queue) > MAX_OBJECTS:
+                    raise WeightFileError(f"more than {MAX_OBJECTS:,} objects in the file")
+    return queue
+
+
+def class_names(found: list, limit: int) -> list[str]:
+    """The classes of the stand-ins among ``found`` (never imported), sorted, at most ``limit`` of them named."""
+    names = sorted({printable(o.qualified_name) for o in found if isinstance(o, StandIn)})
+    if len(names) > limit:
+        names = names[:limit] + [f"… {len(names) - limit:,} more classes"]
+    return names

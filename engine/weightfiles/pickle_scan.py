@@ -7,7 +7,7 @@ dies), how many items one container gets, how many objects are made, how much th
 would copy (a memoised list handed to ``set()`` a million times), what is used as a dictionary key
 (numbers with one hash value make a dictionary quadratic), and BUILD on plain containers (it would
 write attributes into them). Immutable values (tuples, frozensets, constants) get their exact depth,
-which is what hashing needs; mutable ones are bounded again after loading by ``safe_pickle._finish``.
+which is what hashing needs; mutable ones are bounded again after loading by ``safe_pickle.finish``.
 """
 from __future__ import annotations
 
@@ -38,6 +38,33 @@ class _Value:
         self.name = name  # a short string constant, or the module.name of a global
 
 
+# pickletools reads protocol 0's STRING (a Python 2 str) as ASCII, so a Python 2 protocol-0 pickle of any numpy
+# array (its bytes written as \xNN escapes, as in Nielsen's files) would fail there; here its argument stays bytes
+_STRINGNL_BYTES = pickletools.ArgumentDescriptor(
+    name="stringnl_bytes", n=pickletools.UP_TO_NEWLINE, reader=lambda f: pickletools.read_stringnl(f, decode=False),
+    doc="a quoted, escaped Python 2 str, left as bytes")
+_CODE2OP = {op.code: op for op in pickletools.opcodes}
+_CODE2OP["S"] = pickletools.OpcodeInfo(
+    name="STRING", code="S", arg=_STRINGNL_BYTES, stack_before=_CODE2OP["S"].stack_before,
+    stack_after=_CODE2OP["S"].stack_after, proto=_CODE2OP["S"].proto, doc=_CODE2OP["S"].doc)
+
+
+def genops(data: bytes):
+    """pickletools.genops, except that STRING's argument (protocol 0's Python 2 str) may hold any escaped byte."""
+    f = io.BytesIO(data)
+    while True:
+        pos = f.tell()
+        code = f.read(1)
+        op = _CODE2OP.get(code.decode("latin-1"))
+        if op is None:
+            if not code:
+                raise ValueError("pickle exhausted before seeing STOP")
+            raise ValueError(f"at position {pos}, opcode {code!r} unknown")
+        yield op, (None if op.arg is None else op.arg.reader(f)), pos
+        if code == b".":
+            return
+
+
 _MAX_NAME = 200  # string constants kept for naming what STACK_GLOBAL refers to
 _SCALAR = _Value("const", plain=True)  # None, booleans, small ints: shared, never mutated
 _PUSH_CONST = {"NONE", "NEWTRUE", "NEWFALSE", "BININT1", "BININT2"}
@@ -56,7 +83,8 @@ class _Corrupt(Exception):
 
 
 class _Machine:
-    def __init__(self, data_len: int) -> None:
+    def __init__(self, data_len: int, persistent_ids: bool = False) -> None:
+        self.persistent_ids = persistent_ids  # PyTorch files name their storages by persistent id
         self.stack: list[_Value] = []
         self.marks: list[int] = []
         self.memo: dict[int, _Value] = {}
@@ -231,6 +259,9 @@ class _Machine:
             attr, module = self.pop(), self.pop()
             known = module.name is not None and attr.name is not None
             st.append(_Value("global", name=f"{module.name}.{attr.name}" if known else None))
+        elif name == "BINPERSID" and self.persistent_ids:  # pops the id, pushes what it names (a storage)
+            pid = self.pop()
+            st.append(self.made(_Value("made", pid.depth + 1)))
         elif name in ("PERSID", "BINPERSID"):
             raise UnsafePickleError("refused: the file refers to an external object by persistent id (weight files "
                                     "are self-contained)")
@@ -255,25 +286,30 @@ class _Machine:
             raise _Corrupt(f"unknown opcode {name}")
 
 
-def prescan(data: bytes) -> None:
-    """Dry-run the opcodes on shapes: refuse bombs (depth, sizes, copies, memo, hash floods) before building anything."""
-    machine = _Machine(len(data))
-    count = 0
+def prescan(data: bytes, start: int = 0, persistent_ids: bool = False) -> int:
+    """Dry-run the opcodes on shapes: refuse bombs (depth, sizes, copies, memo, hash floods) before building anything.
+
+    The pickle starts at ``data[start:]``; returns the offset just after its STOP (a legacy PyTorch file is several
+    pickles in a row). ``persistent_ids`` allows BINPERSID, which PyTorch files use to name their storages.
+    """
+    machine = _Machine(len(data), persistent_ids)
+    end = start
     try:
-        for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
-            count += 1
+        for count, (op, arg, pos) in enumerate(genops(data[start:] if start else data), start=1):
             if count > MAX_OPCODES:
                 raise UnsafePickleError(f"refused: more than {MAX_OPCODES:,} pickle opcodes (a weight file has "
-                                        "a few hundred)")
+                                        "a few thousand)")
             machine.step(op.name, arg)
             if len(machine.stack) > MAX_CONTAINER_ITEMS:  # items waiting for one container: refuse before it is made
                 machine.checked(_Value("list", size=len(machine.stack)))
+            end = start + pos + 1
     except WeightFileError:
         raise
     except _Corrupt as exc:
         raise WeightFileError(f"not a valid pickle: {exc}") from None
     except Exception as exc:  # pickletools reports truncation and bad opcodes as ValueError and friends
         raise WeightFileError(f"not a valid pickle: truncated or corrupt ({short_error(exc)})") from None
+    return end
 
 
 def short_error(exc: BaseException, limit: int = 200) -> str:

@@ -21,6 +21,7 @@ their answers), and candidates that share a first affine layer (an MLP read as s
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +36,52 @@ PROBE_SIZE = 500
 TIE_SIGMAS = 2.0  # the best beats a candidate only by more than this many standard deviations (see the module doc) …
 TIE_MARGIN_DIGITS = 3  # … and by more than this many probe digits
 BOOK_SCALE = 1.0  # the book's load_mnist(normalize=True): pixels in [0, 1]
+OVERRIDE_HINT = "choose with --activation and --pixels (in Python activation=, input_scale=, input_shift=)"
+SCREEN_ABOVE = 8  # more candidates than this are screened on a few digits first (an MLP's 8 share one product)
+SCREEN_DIGITS = 100
+MAX_NOTED = 4  # candidates named in a note: a CNN's layouts times four pixel conventions can make thirty
 LABEL_FREE_KEEP = 0.75  # without labels, a candidate this varied (relative to the most varied) is not collapsed
+
+# pixel conventions a file may expect, as (scale, shift) applied to pixels in [0, 1]: the book's [0, 1], raw
+# [0, 255], and PyTorch's usual transforms.Normalize((0.1307,), (0.3081,)) (MNIST's mean and std) or ((0.5,), (0.5,))
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+PIXELS_01 = (1.0, 0.0)
+PIXELS_255 = (255.0, 0.0)
+PIXELS_MNIST_NORMALISED = (1.0 / MNIST_STD, -MNIST_MEAN / MNIST_STD)
+PIXELS_PLUS_MINUS_1 = (2.0, -1.0)
+BOOK_PIXELS = (PIXELS_01, PIXELS_255)
+TORCH_PIXELS = (PIXELS_01, PIXELS_MNIST_NORMALISED, PIXELS_PLUS_MINUS_1, PIXELS_255)
+
+
+def pixels_name(scale: float, shift: float = 0.0) -> str:
+    """How a network expects its pixels, in words: "[0,1]", "[0,255]", "normalised (x-0.1307)/0.3081", …"""
+    known = {PIXELS_01: "[0,1]", PIXELS_255: "[0,255]", PIXELS_PLUS_MINUS_1: "[-1,1]",
+             PIXELS_MNIST_NORMALISED: f"normalised (x-{MNIST_MEAN})/{MNIST_STD}"}
+    for (s, c), name in known.items():
+        if np.isclose(scale, s, rtol=1e-6) and np.isclose(shift, c, rtol=1e-6, atol=1e-12):
+            return name
+    return f"[0,1]×{scale:g}" + (f"{shift:+g}" if shift else "")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One reading of a file tried on the probe: which architecture, which hidden activation, which pixels."""
+
+    activation: str | None
+    scale: float = 1.0
+    shift: float = 0.0
+    arch: int = 0  # index into the architectures the shapes allow (a CNN's pads and pools are not stored)
+    arch_label: str = ""
+
+    @property
+    def book_pixels(self) -> bool:
+        return (self.scale, self.shift) == (BOOK_SCALE, 0.0)
+
+    def name(self) -> str:
+        parts = [self.arch_label] if self.arch_label else []
+        parts += [self.activation] if self.activation else []
+        return ", ".join(parts + [f"pixels {pixels_name(self.scale, self.shift)}"])
+
 
 _probe_lock = threading.Lock()
 _probe_digits: list = []  # the default probe, read once per process (decompressing the sample took 0.1 s a time)
@@ -81,7 +127,7 @@ def _float32(network):
 def _shared_product(networks: list, x: np.ndarray) -> np.ndarray | None:
     """``x @ W`` of a first affine layer every candidate has (they differ in activation and pixel scale), else None.
 
-    Then each candidate only adds its scale and bias: (s·x) @ W + b = s·(x @ W) + b. For an MLP that
+    Then each candidate only adds its scale, shift and bias: (s·x + c) @ W + b = s·(x @ W) + c·ΣW + b. For an MLP that
     layer is nearly all the arithmetic, done once instead of once per candidate.
     """
     firsts = [net.layers[0] if isinstance(net, Network) and net.layers else None for net in networks]
@@ -99,17 +145,20 @@ def _predictions(network: Network, x: np.ndarray, shared: np.ndarray | None = No
         if shared is None:
             scores = network.scores(x)
         else:  # the first layer from the shared product, then the rest of the network
-            scores = shared * np.asarray(network.input_scale, shared.dtype) + network.layers[0].params["b"]
+            first = network.layers[0].params
+            scores = shared * np.asarray(network.input_scale, shared.dtype) + first["b"]
+            if network.input_shift:
+                scores += (network.input_shift * first["W"].sum(axis=0)).astype(scores.dtype)
             for layer in network.layers[1:]:
                 scores = layer.forward(scores)
     if not np.all(np.isfinite(scores)):
         return None
-    return scores.argmax(axis=1)
+    return scores
 
 
 def _all_predictions(candidates: list, make, x: np.ndarray) -> list[np.ndarray | None]:
-    """Each candidate's answers for the images ``x``, computed as cheaply as the candidates allow."""
-    networks = [make(*cand) for cand in candidates]
+    """Each candidate's scores for the images ``x`` (None if any overflowed), computed as cheaply as they allow."""
+    networks = [make(cand) for cand in candidates]
     with one_thread():  # 500 images make small matrix products: extra BLAS threads only wait for each other
         shared = _shared_product(networks, x)
         if shared is None:  # each candidate runs whole: in float32 (after the shared product, the rest is tiny)
@@ -117,18 +166,23 @@ def _all_predictions(candidates: list, make, x: np.ndarray) -> list[np.ndarray |
         return [_predictions(net, x, shared) for net in networks]
 
 
-def _diversity(pred: np.ndarray | None) -> float:
+def _diversity(scores: np.ndarray | None) -> float:
     """Entropy (bits) of the predicted-class histogram: 0 when every input gets the same answer."""
-    if pred is None:
+    if scores is None:
         return -1.0
-    p = np.bincount(pred, minlength=NUM_CLASSES) / len(pred)
+    p = np.bincount(scores.argmax(axis=1), minlength=NUM_CLASSES) / len(scores)
     p = p[p > 0]
     return float(-(p * np.log2(p)).sum())
 
 
-def _candidate_name(activation: str | None, scale: float) -> str:
-    pixels = "[0,255]" if scale == 255.0 else "[0,1]" if scale == 1.0 else f"×{scale:g}"
-    return f"{activation}, pixels {pixels}" if activation else f"pixels {pixels}"
+def _mean_loss(scores: np.ndarray | None, t: np.ndarray) -> float:
+    """Mean cross-entropy of the labels under the scores' softmax: finer than accuracy for telling near-ties apart."""
+    if scores is None:
+        return float("inf")
+    scores = scores.astype(np.float64)
+    top = scores.max(axis=1, keepdims=True)  # subtracted before exp: no overflow (log-sum-exp)
+    log_norm = top[:, 0] + np.log(np.exp(scores - top).sum(axis=1))
+    return float(np.mean(log_norm - scores[np.arange(len(t)), t]))
 
 
 def _indistinguishable(best: np.ndarray, other: np.ndarray) -> bool:
@@ -142,51 +196,80 @@ def _indistinguishable(best: np.ndarray, other: np.ndarray) -> bool:
     return lead <= max(TIE_MARGIN_DIGITS, TIE_SIGMAS * np.sqrt(wins + losses))
 
 
-def choose(candidates: list[tuple[str | None, float]], make, probe, notes: list[str]):
-    """The candidate (activation, scale) that classifies the probe best, with the score of each."""
+def _screen(candidates: list[Candidate], make, x: np.ndarray, t: np.ndarray, notes: list[str]) -> list[Candidate]:
+    """The candidates worth the whole probe: with many (a CNN's layouts times the pixel conventions), the first
+    ``SCREEN_DIGITS`` digits drop those clearly worse than the best (the same paired test), a quarter of the work."""
+    if len(candidates) <= SCREEN_ABOVE or len(x) <= 2 * SCREEN_DIGITS:
+        return candidates
+    outs = _all_predictions(candidates, make, x[:SCREEN_DIGITS])
+    right = [np.zeros(SCREEN_DIGITS, bool) if out is None else out.argmax(axis=1) == t[:SCREEN_DIGITS] for out in outs]
+    top = max(range(len(candidates)), key=lambda i: (int(right[i].sum()), -i))
+    kept = [c for c, r in zip(candidates, right) if _indistinguishable(right[top], r)]
+    if len(kept) < len(candidates):
+        notes.append(f"{len(candidates) - len(kept)} of {len(candidates)} readings were clearly worse on the first "
+                     f"{SCREEN_DIGITS} probe digits and were not tried further")
+    return kept
+
+
+def choose(candidates: list[Candidate], make, probe, notes: list[str],
+           ties: str = "book") -> tuple[Candidate, dict[str, float]]:
+    """The candidate that classifies the probe best (``make(candidate)`` builds its network), with each one's score.
+
+    Candidates the probe's accuracy cannot tell apart are settled by ``ties``: "book" (the book's conventions, for
+    files from the book's code) or "loss" (the lowest mean cross-entropy on the probe digits, for PyTorch files,
+    whose pixel conventions vary: normalised inputs read as [0, 1] lose a point of accuracy, rarely more).
+    """
     if probe is None:
         probe, what = _default_probe()
     else:
-        what = "the given probe digits"
+        what = "given probe digits"
     scores: dict[str, float] = {}
     if probe is not None:
         x, t = probe
         x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
         t = np.asarray(t)
         t = t.argmax(axis=1) if t.ndim == 2 else t.astype(np.int64)
-        right = []
-        for cand, pred in zip(candidates, _all_predictions(candidates, make, x)):
-            right.append(np.zeros(len(t), dtype=bool) if pred is None else pred == t)
-            scores[_candidate_name(*cand)] = float(np.mean(right[-1]))
+        candidates = _screen(candidates, make, x, t, notes)
+        right, losses = [], []
+        for cand, out in zip(candidates, _all_predictions(candidates, make, x)):
+            right.append(np.zeros(len(t), dtype=bool) if out is None else out.argmax(axis=1) == t)
+            losses.append(_mean_loss(out, t))
+            scores[cand.name()] = float(np.mean(right[-1]))
         method = f"accuracy on {len(x)} {what}"
     else:
         x = scribbles()
-        for cand, pred in zip(candidates, _all_predictions(candidates, make, x)):
-            scores[_candidate_name(*cand)] = _diversity(pred)
+        for cand, out in zip(candidates, _all_predictions(candidates, make, x)):
+            scores[cand.name()] = _diversity(out)
         method = ("no labelled digits available (install the mnist-sample or pass probe=): a wrong input scale or "
                   "activation tends to collapse the answers to one class, so the first candidate (sigmoid before relu, "
                   "[0,1] before [0,255], the book's defaults) whose answers over synthetic scribbles vary at least "
                   f"{LABEL_FREE_KEEP:.0%} as much as the most varied one's won; a weak heuristic, scores are entropies")
-    ranked = [scores[_candidate_name(*c)] for c in candidates]
+    ranked = [scores[c.name()] for c in candidates]
     tied: list[int] = []
     if probe is not None:
         top = max(range(len(candidates)), key=lambda i: (ranked[i], -i))
         tied = [i for i in range(len(candidates)) if _indistinguishable(right[top], right[i])]
-        # among ties the book's conventions win: [0, 1] pixels first, then the activations' given order
-        best = min(tied, key=lambda i: (candidates[i][1] != BOOK_SCALE, i))
+        if ties == "loss":
+            best = min(tied, key=lambda i: (losses[i], i))
+        else:  # the book's conventions win: [0, 1] pixels first, then the activations' given order
+            best = min(tied, key=lambda i: (not candidates[i].book_pixels, i))
     else:  # the first candidate, in order of preference, that is not close to answering one class for everything
         best = next(i for i, v in enumerate(ranked) if v >= LABEL_FREE_KEEP * max(ranked))
     values = sorted(scores.values(), reverse=True)
     chosen = candidates[best]
-    detail = ", ".join(f"{k} {v:.1%}" if probe is not None else f"{k} {v:.2f} bits" for k, v in scores.items())
-    notes.append(f"chose {_candidate_name(*chosen)} by {method}: {detail}")
+    shown = sorted(scores.items(), key=lambda kv: -kv[1])[:MAX_NOTED]
+    detail = ", ".join(f"{k} {v:.1%}" if probe is not None else f"{k} {v:.2f} bits" for k, v in shown)
+    more = f" (and {len(scores) - len(shown)} more)" if len(scores) > len(shown) else ""
+    notes.append(f"chose {chosen.name()} by {method}: {detail}{more}")
     if len(tied) > 1:
-        notes.append(f"{', '.join(_candidate_name(*candidates[i]) for i in tied)} scored too close to tell apart "
-                     f"on {len(right[top])} digits (a paired test at about 95% confidence): chose the "
-                     "book's convention (pixels in [0, 1], sigmoid before relu); pass activation=/input_scale= "
-                     "if you know better")
+        rule = ("the lowest loss on the probe digits" if ties == "loss" else
+                "the book's convention (pixels in [0, 1], sigmoid before relu)")
+        names = ", ".join(candidates[i].name() for i in tied[:MAX_NOTED])
+        notes.append(f"{len(tied)} readings ({names}{', …' if len(tied) > MAX_NOTED else ''}) scored too close to tell "
+                     f"apart on {len(right[top])} digits (a paired test at about 95% confidence): chose by {rule}; "
+                     f"{OVERRIDE_HINT} if you know better")
     elif len(values) > 1 and values[0] - values[1] < (0.01 if probe is not None else 0.05):
-        notes.append("the probe could barely tell the best two candidates apart; pass activation=/input_scale= "
+        notes.append(f"the probe could barely tell the best two candidates apart; {OVERRIDE_HINT} "
                      "if you know better")
     if probe is not None and values[0] < 0.5:
         notes.append(f"even the best candidate gets only {values[0]:.1%} right: these may not be MNIST weights")

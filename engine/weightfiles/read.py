@@ -5,11 +5,18 @@ One reader per format, chosen by the file's first bytes (never its name):
 * ``.npz`` (a zip of ``.npy`` arrays) — DigitLab's own, with a JSON entry (``__digitlab__``) holding
   ``network.spec()``; read by :mod:`engine.weightfiles.npz` (never pickles, every size checked first)
   and :mod:`engine.weightfiles.metadata` (bounded JSON).
-* a pickle — the book's ``params`` dict (``sample_weight.pkl``) or a whole pickled network object,
-  read with :mod:`engine.weightfiles.safe_pickle`, which never imports or calls what the file names.
+* a pickle — the book's ``params`` dict (``sample_weight.pkl``), a whole pickled network object, or
+  Nielsen's network.py ``Network`` (:mod:`engine.weightfiles.nielsen`), read with
+  :mod:`engine.weightfiles.safe_pickle`, which never imports or calls what the file names.
+* PyTorch ``.pt``/``.pth`` (zip or legacy format: a state_dict, a checkpoint holding one, a whole
+  pickled module), read by :mod:`engine.weightfiles.torch_read` without torch.
+* ``.safetensors`` (:mod:`engine.weightfiles.safetensors_io`) and Nielsen's network2.py JSON.
+* any of these gzip-, bz2- or xz-compressed, or alone in a zip (:mod:`engine.weightfiles.compressed`,
+  which also names formats known but not supported: Keras, ONNX, TensorFlow Lite).
 
 The result is a :class:`WeightContents`: a flat dict of names to arrays plus what the file said
-about them; :mod:`engine.weightfiles.recognise` turns it into a network.
+about them (``layout`` "torch" for a state_dict's dotted names and (out, in) weights);
+:mod:`engine.weightfiles.recognise` turns it into a network.
 """
 from __future__ import annotations
 
@@ -22,13 +29,18 @@ import numpy as np
 
 from engine.errors import WeightFileError
 from engine.util import printable
+from engine.weightfiles.compressed import extract_single, unsupported_format, unwrap, zip_kind
 from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, parse_metadata
+from engine.weightfiles.nielsen import is_network2_json, nielsen_params, read_network2_json
 from engine.weightfiles.npz import read_npz_arrays
-from engine.weightfiles.pickle_objects import StandIn
-from engine.weightfiles.pickle_scan import MAX_OBJECTS
+from engine.weightfiles.pickle_objects import StandIn, class_names, reachable
 from engine.weightfiles.safe_pickle import loads, read_weight_file
+from engine.weightfiles.safetensors_io import is_safetensors, read_safetensors
+from engine.weightfiles.torch_read import is_legacy_torch, read_torch
 
 METADATA_KEY = "__digitlab__"
+SAFETENSORS_KEY = "digitlab"  # the entry of a .safetensors header's __metadata__ holding DigitLab's JSON
+MAX_NESTING = 2  # a zip holding a gzip holding a pickle: deeper packing is no weight file
 FORMAT_NAME = "digitlab-weights"
 _LAYER_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}  # book class names, lower-cased
 
@@ -44,6 +56,8 @@ class WeightContents:
     activation: str | None = None  # from the class names of a pickled network's layers
     classes: list[str] = field(default_factory=list)  # classes of pickled objects (never imported), shortened
     notes: list[str] = field(default_factory=list)
+    layout: str = "book"  # "book": W1, b1, … with affine W (in, out); "torch": a state_dict's dotted keys, W (out, in)
+    input_scale: float | None = None  # the pixel scale the file's format implies (Nielsen's: [0, 1]), else guessed
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -54,15 +68,73 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_weight_arrays(path: str | os.PathLike) -> WeightContents:
-    """The named arrays in a weight file (.npz or pickle, told apart by content), validated but not yet recognised."""
+    """The named arrays in a weight file (any format below, told apart by content), validated but not yet recognised."""
     path = Path(path)
-    data = _read_bytes(path)
-    if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06":
-        return _read_npz(data, str(path))
+    return read_weight_bytes(_read_bytes(path), str(path), path.suffix.lower())
+
+
+def read_weight_bytes(data: bytes, where: str, suffix: str = "", depth: int = 0) -> WeightContents:
+    """The named arrays in a weight file's bytes: compressed files are unwrapped first (gzip, bz2, xz, a one-file zip)."""
+    data, unwrapped = unwrap(data, where)
+    contents = _read_format(data, where, suffix, depth)
+    if unwrapped:
+        contents.kind = f"{contents.kind}, {' and '.join(n.split(' (')[0] for n in unwrapped)}"
+        contents.notes[:0] = unwrapped
+    return contents
+
+
+def _read_format(data: bytes, where: str, suffix: str, depth: int) -> WeightContents:
+    if not data:
+        raise WeightFileError(f"{where}: the file is empty")
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        kind = zip_kind(data, where)
+        if kind == "npz":
+            return _read_npz(data, where)
+        if kind == "torch":
+            return _from_torch(read_torch(data, where), where)
+        if kind == "single" and depth < MAX_NESTING:
+            inner, name = extract_single(data, where)
+            contents = read_weight_bytes(inner, f"{where} ▸ {printable(name, 80)}", Path(name).suffix.lower(),
+                                         depth + 1)
+            contents.kind = f"{contents.kind}, in a zip"
+            return contents
+        raise WeightFileError(unsupported_format(data, where, suffix) or f"{where}: a zip archive inside a zip archive "
+                              "inside …: too deeply packed for a weight file")
     if data[:6] == b"\x93NUMPY":
-        raise WeightFileError(f"{path}: a single .npy array, not a set of named weights (save them with "
+        raise WeightFileError(f"{where}: a single .npy array, not a set of named weights (save them with "
                               "np.savez(path, W1=..., b1=...) or from DigitLab)")
-    return _read_pickle(data, str(path))
+    if is_safetensors(data):
+        return _read_safetensors(data, where)
+    if is_network2_json(data):
+        params, notes, info = read_network2_json(data, where)
+        return WeightContents(where, "Nielsen's network2.py JSON", params, {"info": info}, activation="sigmoid",
+                              notes=notes, input_scale=1.0)
+    message = unsupported_format(data, where, suffix)
+    if message:
+        raise WeightFileError(message)
+    if is_legacy_torch(data):
+        return _from_torch(read_torch(data, where), where)
+    return _read_pickle(data, where)
+
+
+def _layout(params: Mapping) -> str:
+    """"torch" for a state_dict's dotted names (``fc1.weight``, ``0.bias``), else the book's ``W1, b1, …``."""
+    names = [k for k in params if isinstance(k, str)]
+    torch_like = [k for k in names if k.rsplit(".", 1)[-1] in ("weight", "bias")]
+    return "torch" if torch_like and len(torch_like) * 2 >= len(names) else "book"
+
+
+def _from_torch(found, where: str) -> WeightContents:
+    return WeightContents(where, found.kind, found.params, found.metadata, classes=found.classes, notes=found.notes,
+                          layout="torch")
+
+
+def _read_safetensors(data: bytes, where: str) -> WeightContents:
+    arrays, header = read_safetensors(data, where)
+    metadata = {}
+    if isinstance(header.get(SAFETENSORS_KEY), str):
+        metadata = parse_metadata(header[SAFETENSORS_KEY], where, SAFETENSORS_KEY)
+    return WeightContents(where, "safetensors", arrays, metadata, layout=_layout(arrays))
 
 
 def _read_npz(data: bytes, where: str) -> WeightContents:
@@ -75,16 +147,22 @@ def _read_npz(data: bytes, where: str) -> WeightContents:
                                   f"{raw.shape} and dtype {raw.dtype})")
         metadata = parse_metadata(str(raw[()]), where, METADATA_KEY)
     kind = "DigitLab .npz" if metadata.get("format") == FORMAT_NAME else ".npz of arrays"
-    return WeightContents(where, kind, arrays, metadata)
+    return WeightContents(where, kind, arrays, metadata, layout=_layout(arrays))
 
 
 def _read_pickle(data: bytes, where: str) -> WeightContents:
     obj = loads(data, where)
-    found = _walk(obj)
-    classes = _class_names(found)
+    found = reachable(obj)
+    classes = class_names(found, MAX_SHOWN_ITEMS)
+    nielsen = nielsen_params(obj)
+    if nielsen is not None:
+        params, notes = nielsen
+        name = printable(obj.qualified_name) if isinstance(obj, StandIn) else type(obj).__name__
+        return WeightContents(where, f"pickled Nielsen network.py network ({name})", params, activation="sigmoid",
+                              classes=classes, notes=notes, input_scale=1.0)
     if isinstance(obj, dict) and _array_dict(obj):
         kind = "pickled OrderedDict of arrays" if type(obj) is not dict else "pickled dict of arrays"
-        return WeightContents(where, kind, dict(obj), classes=classes)
+        return WeightContents(where, kind, dict(obj), classes=classes, layout=_layout(obj))
     if isinstance(obj, dict) and isinstance(obj.get("params"), dict) and _array_dict(obj["params"]):
         return WeightContents(where, "pickled dict with params", dict(obj["params"]), classes=classes)
     if isinstance(obj, StandIn):
@@ -110,40 +188,6 @@ def _read_pickle(data: bytes, where: str) -> WeightContents:
 
 def _array_dict(d: Mapping) -> bool:
     return bool(d) and any(isinstance(v, np.ndarray) for v in d.values())
-
-
-def _walk(obj) -> list:
-    """Every container and stand-in reachable from ``obj``, breadth first, each once: linear in the file.
-
-    Stand-ins contribute their state as pickled (never a merged copy: many objects may share one
-    state dict), and an object is queued only the first time it is seen.
-    """
-    seen, queue, i = {id(obj)}, [obj], 0
-    while i < len(queue):
-        o = queue[i]
-        i += 1
-        if isinstance(o, dict):
-            children = o.values()
-        elif isinstance(o, (list, tuple)):
-            children = o
-        elif isinstance(o, StandIn):
-            children = (o.state, o.items, o.listitems)
-        else:
-            continue
-        for child in children:
-            if isinstance(child, (dict, list, tuple, StandIn)) and id(child) not in seen:
-                seen.add(id(child))
-                queue.append(child)
-                if len(queue) > MAX_OBJECTS:
-                    raise WeightFileError(f"more than {MAX_OBJECTS:,} objects in the file")
-    return queue
-
-
-def _class_names(found: list) -> list[str]:
-    names = sorted({printable(o.qualified_name) for o in found if isinstance(o, StandIn)})
-    if len(names) > MAX_SHOWN_ITEMS:
-        names = names[:MAX_SHOWN_ITEMS] + [f"… {len(names) - MAX_SHOWN_ITEMS:,} more classes"]
-    return names
 
 
 def _find_params(found: list) -> dict | None:

@@ -8,7 +8,6 @@ in the file > guessed on a probe batch (:mod:`engine.weightfiles.probe`, reporte
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -16,60 +15,25 @@ import numpy as np
 
 from engine.errors import DigitLabError, WeightFileError
 from engine.nn.layers import ACTIVATIONS
-from engine.nn.network import Network, SpecError, build_network, mlp_spec, spec_footprint
+from engine.nn.network import Network, build_network, mlp_spec
 from engine.util import printable
 from engine.weightfiles.architectures import INPUT_PIXELS, NUM_CLASSES, mlp_sizes, recognise_cnn
+from engine.weightfiles.checks import check_arrays, check_memory, check_stored_spec
 from engine.weightfiles.metadata import MAX_SHOWN_ITEMS, for_display
 from engine.weightfiles.pickle_scan import short_error
-from engine.weightfiles.probe import choose
+from engine.weightfiles.probe import BOOK_PIXELS, TORCH_PIXELS, Candidate, choose, pixels_name
 from engine.weightfiles.read import WeightContents, read_weight_arrays
+from engine.weightfiles.state_dict import Architecture, from_stored_spec, torch_architectures
 from engine.weightfiles.text import describe_key
 
 ACTIVATION_CANDIDATES = ("sigmoid", "relu")  # the book's two; tanh is only used when asked for
-SCALE_CANDIDATES = (1.0, 255.0)
-EVAL_BATCH = 1000  # engine.train.evaluation evaluates in batches of 1,000 (the probe uses 500)
-TRAIN_BATCH = 100  # training keeps every layer's activations for a batch (the CLI's default batch size)
+TORCH_ACTIVATIONS = ("relu", "sigmoid", "tanh")  # PyTorch users mostly write nn.ReLU(); the others are cheap to try
 MAX_LISTED = 1000  # entries listed by inspect (a weight file has a few dozen)
-FORWARD_BUDGET = 2 << 30  # bytes one batch may need: the book's float64 DeepConvNet needs 1.2 GiB at 1,000 images
 
 
-def _check_arrays(params: dict, where: str) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Every entry a finite floating-point array; integers are converted (noted), anything else refused."""
-    notes = []
-    out = {}
-    if not params:
-        raise WeightFileError(f"{where}: the file holds no weight arrays")
-    for key, value in params.items():
-        if not isinstance(key, str):
-            raise WeightFileError(f"{where}: a weight is named {describe_key(key)}; names must be strings such as 'W1'")
-        if not isinstance(value, np.ndarray):
-            raise WeightFileError(f"{where}: {describe_key(key)} is a {type(value).__name__}, not a numpy array")
-        key_text = describe_key(key)
-        if value.dtype.kind in "iub":
-            notes.append(f"{key_text} was stored as {value.dtype}; converted to float32")
-            value = value.astype(np.float32)
-        elif value.dtype == np.float16:
-            notes.append(f"{key_text} was stored as float16; converted to float32")
-            value = value.astype(np.float32)
-        elif value.dtype.kind == "f" and value.dtype.itemsize > 8:  # long double: no BLAS, 100× slower matmuls
-            notes.append(f"{key_text} was stored as {value.dtype}; converted to float64")
-            value = value.astype(np.float64)
-        elif value.dtype.kind != "f":
-            raise WeightFileError(f"{where}: {key_text} has shape {value.shape} and dtype {value.dtype}; weights must be "
-                                  "real numbers (float32 or float64)")
-        if value.size == 0:
-            raise WeightFileError(f"{where}: {key_text} has shape {value.shape}: it is empty")
-        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-        if bad:
-            raise WeightFileError(f"{where}: {key_text} (shape {value.shape}) holds {bad} NaN or infinite value"
-                                  f"{'s' if bad > 1 else ''}: the network diverged before it was saved")
-        out[key] = value
-    return out, notes
-
-
-def _build(spec: dict, params: dict, where: str, info: dict, activation: str | None, scale: float) -> Network:
+def _build(spec: dict, params: dict, where: str, info: dict, cand: Candidate) -> Network:
     try:
-        network = build_network(_with(spec, activation, scale), params=params, info=info)
+        network = build_network(_with(spec, cand.activation, cand.scale, cand.shift), params=params, info=info)
         scores = network.scores(np.zeros((1, INPUT_PIXELS), dtype=np.float32))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, ArithmeticError) as exc:
         raise WeightFileError(f"{where}: the weights do not fit the network they describe ({printable(exc)})") from None
@@ -80,40 +44,18 @@ def _build(spec: dict, params: dict, where: str, info: dict, activation: str | N
     return network
 
 
-def _with(spec: dict, activation: str | None, scale: float) -> dict:
-    """The spec with its hidden activation replaced and its input scale set."""
+def _with(spec: dict, activation: str | None, scale: float, shift: float = 0.0) -> dict:
+    """The spec with its hidden activation replaced and its input scale and shift set."""
     spec = json.loads(json.dumps(spec))
     if activation is not None:
         for layer in spec["layers"]:
             if layer.get("type") in ACTIVATIONS:
                 layer["type"] = activation
     spec["input_scale"] = float(scale)
+    spec.pop("input_shift", None)
+    if shift:
+        spec["input_shift"] = float(shift)
     return spec
-
-
-def _check_stored_spec(spec: dict, where: str) -> None:
-    """A DigitLab file's spec has the shape ``Network.spec()`` gives, sane numbers, and takes a 28×28 image."""
-    try:
-        spec_footprint(spec)
-    except SpecError as exc:
-        raise WeightFileError(f"{where}: the network description stored in the file is damaged ({exc})") from None
-    if math.prod(spec["input_shape"]) != INPUT_PIXELS:
-        raise WeightFileError(f"{where}: the network stored in the file takes input of shape {spec['input_shape']}, "
-                              f"not a 28×28 image ({INPUT_PIXELS} pixels)")
-
-
-def _check_memory(spec: dict, params: dict, where: str) -> None:
-    """Refuse a network whose forward pass on a batch would need more than ``FORWARD_BUDGET`` bytes."""
-    try:
-        peak, total = spec_footprint(spec)
-    except SpecError as exc:
-        raise WeightFileError(f"{where}: {exc}") from None
-    itemsize = max([4] + [v.dtype.itemsize for v in params.values()])
-    need = max(peak * EVAL_BATCH, 2 * total * TRAIN_BATCH) * itemsize  # training: activations and their gradients
-    if need > FORWARD_BUDGET:
-        raise WeightFileError(f"{where}: refused: running this network on a batch of {EVAL_BATCH:,} images would "
-                              f"need {need / (1 << 30):,.1f} GiB (its layers' sizes, pads and strides), more than the "
-                              f"{FORWARD_BUDGET / (1 << 30):g} GiB limit")
 
 
 def _spec_activation(spec: dict) -> str | None:
@@ -128,22 +70,27 @@ class LoadedWeights:
     kind: str  # "DigitLab .npz", "pickled dict of arrays", "pickled object __main__.TwoLayerNet", …
     architecture: str  # "784-50-100-10 MLP, sigmoid"
     activation: str | None
-    activation_source: str  # "file" | "guessed" | "given"
+    activation_source: str  # "file" | "guessed" | "given" | "assumed"
     input_scale: float
     scale_source: str  # "file" | "guessed" | "given"
     probe_accuracy: dict = field(default_factory=dict)  # candidate -> accuracy (or diversity), when guessed
     notes: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)  # a DigitLab file's JSON: spec, info, training settings, …
+    input_shift: float = 0.0  # added after the scale: PyTorch's normalisation (x - mean) / std
+    how: str = ""  # how the architecture was read: "stored in the file", "Linear layers fc1 → fc2 …", …
 
     def summary(self) -> str:
         lines = [f"{self.architecture}", f"  from {self.path} ({self.kind})"]
         for name, arr in self.network.params.items():
             lines.append(f"  {name:<4} {str(tuple(arr.shape)):<16} {arr.dtype}")
-        how = {"file": "as stored in the file", "guessed": "guessed", "given": "as given"}
+        how = {"file": "as stored in the file", "guessed": "guessed", "given": "as given", "assumed": "assumed"}
+        if self.how:
+            lines.append(f"  architecture: {self.how}")
         lines.append(f"  activation: {self.activation or 'none'} ({how.get(self.activation_source, '')})")
-        pixels = "[0, 255]" if self.input_scale == 255.0 else "[0, 1]" if self.input_scale == 1.0 else \
-            f"[0, 1] × {self.input_scale:g}"
-        lines.append(f"  expects pixels in {pixels} ({how.get(self.scale_source, '')})")
+        lines.append(f"  expects pixels {pixels_name(self.input_scale, self.input_shift)} "
+                     f"({how.get(self.scale_source, '')})")
+        if isinstance(self.metadata.get("torch_module"), str):
+            lines.append(f"  in PyTorch: {printable(self.metadata['torch_module'], 400)}")
         if self.metadata.get("saved_at"):
             lines.append(f"  saved {printable(self.metadata['saved_at'], 60)} by DigitLab "
                          f"{printable(self.metadata.get('digitlab_version', '?'), 60)}")
@@ -167,7 +114,7 @@ def _guarded(path, work):
 
 
 def load_weights(path: str | os.PathLike, activation: str | None = None, input_scale: float | None = None,
-                 probe: tuple[np.ndarray, np.ndarray] | None = None) -> LoadedWeights:
+                 probe: tuple[np.ndarray, np.ndarray] | None = None, input_shift: float | None = None) -> LoadedWeights:
     """Load a weight file and build its network; guess what the file does not say (see the module doc).
 
     Every problem with the file raises :class:`WeightFileError` (one line, naming the file).
@@ -176,81 +123,116 @@ def load_weights(path: str | os.PathLike, activation: str | None = None, input_s
         raise WeightFileError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     if input_scale is not None and not (np.isfinite(input_scale) and input_scale > 0):
         raise WeightFileError(f"input_scale must be a positive number such as 1 or 255, not {input_scale!r}")
-    return _guarded(path, lambda: _load_contents(read_weight_arrays(path), activation, input_scale, probe))
+    if input_shift is not None and not np.isfinite(input_shift):
+        raise WeightFileError(f"input_shift must be a finite number such as -0.4242, not {input_shift!r}")
+    return _guarded(path, lambda: _load_contents(read_weight_arrays(path), activation, input_scale, probe,
+                                                 input_shift))
 
 
-def _load_contents(contents: WeightContents, activation, input_scale, probe) -> LoadedWeights:
+def _architectures(contents: WeightContents, params: dict, stored_spec: dict | None,
+                   where: str) -> tuple[list[Architecture], bool]:
+    """The networks the arrays may describe, most likely first, and whether their activations are settled.
+
+    Stored in the file (DigitLab's metadata), the book's CNNs or an MLP read off ``W1…Wn``, or a
+    PyTorch-style state_dict whose layers are read off its keys (:mod:`engine.weightfiles.state_dict`).
+    """
+    if stored_spec is not None:
+        if contents.layout == "torch":
+            params = from_stored_spec(params, stored_spec, where)
+        return [Architecture("", stored_spec, params, "stored in the file (DigitLab's description of the network)")], True
+    if contents.layout == "torch":
+        return torch_architectures(params, where), False
+    cnn = recognise_cnn(params, where)
+    if cnn is not None:
+        how = f"the book's {cnn['name']}, recognised from the keys and the 4-D shape of W1"
+        return [Architecture(cnn["name"], cnn["spec"], params, how)], True
+    sizes, params = mlp_sizes(params, where)
+    how = f"an MLP read off the shapes of W1…W{len(sizes) - 1}"
+    return [Architecture("", mlp_spec(sizes, "relu"), params, how)], False
+
+
+def _activations(contents: WeightContents, archs: list[Architecture], settled: bool,
+                 activation: str | None) -> tuple[list[str | None], str]:
+    """The hidden activations to try and where they come from: given > the file > guessed by probe."""
+    if activation is not None:
+        return [activation], "given"
+    if settled:
+        return [_spec_activation(archs[0].spec)], "file"
+    if contents.activation is not None:
+        return [contents.activation], "file"
+    if all(len(a.spec["layers"]) == 1 for a in archs):
+        return [None], "file"  # a single affine layer has no hidden activation
+    if contents.layout == "torch":
+        if any(layer["type"] == "conv" for layer in archs[0].spec["layers"]):
+            return ["relu"], "assumed"  # nearly every PyTorch CNN; trying three would triple the probe's work
+        return list(TORCH_ACTIVATIONS), "guessed"
+    return list(ACTIVATION_CANDIDATES), "guessed"
+
+
+def _pixels(contents: WeightContents, stored_spec: dict | None, input_scale, input_shift) -> tuple[list, str]:
+    """The (scale, shift) pixel conventions to try and where they come from: given > the file > guessed."""
+    if input_scale is not None or input_shift is not None:
+        return [(float(1.0 if input_scale is None else input_scale), float(input_shift or 0.0))], "given"
+    if stored_spec is not None:
+        return [(float(stored_spec.get("input_scale", 1.0)), float(stored_spec.get("input_shift", 0.0)))], "file"
+    if contents.input_scale is not None:
+        return [(float(contents.input_scale), 0.0)], "file"
+    return list(TORCH_PIXELS if contents.layout == "torch" else BOOK_PIXELS), "guessed"
+
+
+def _load_contents(contents: WeightContents, activation, input_scale, probe, input_shift=None) -> LoadedWeights:
     where = contents.path
-    params, notes = _check_arrays(contents.params, where)
+    params, notes = check_arrays(contents.params, where)
     notes = contents.notes + notes
     meta = contents.metadata
     stored_spec = meta.get("spec") if isinstance(meta.get("spec"), dict) else None
     if stored_spec is not None:
-        _check_stored_spec(stored_spec, where)
+        check_stored_spec(stored_spec, where)
     info = {"source": where, "kind": contents.kind}
     if isinstance(meta.get("info"), dict):
         info = {**meta["info"], **info}
 
-    # the architecture: stored, a CNN recognised by engine.nn.models, or an MLP read off W1…Wn
-    cnn = None
-    if stored_spec is not None:
-        spec = stored_spec
-        base_act = _spec_activation(spec)
-        name = None
-    else:
-        cnn = recognise_cnn(params, where)
-        if cnn is not None:
-            spec, name = cnn["spec"], cnn["name"]
-            base_act = _spec_activation(spec)
-        else:
-            sizes, params = mlp_sizes(params, where)
-            spec, name, base_act = mlp_spec(sizes, "relu"), None, None
-    _check_memory(spec, params, where)
+    archs, settled = _architectures(contents, params, stored_spec, where)
+    for arch in archs:
+        check_memory(arch.spec, arch.params, where)
+    acts, act_source = _activations(contents, archs, settled, activation)
+    pixels, scale_source = _pixels(contents, stored_spec, input_scale, input_shift)
 
-    # the activation and input scale: given > stored in the file > guessed by probe
-    act_source = scale_source = "guessed"
-    acts: list[str | None]
-    if activation is not None:
-        acts, act_source = [activation], "given"
-    elif stored_spec is not None or cnn is not None:
-        acts, act_source = [base_act], "file"
-    elif contents.activation is not None:
-        acts, act_source = [contents.activation], "file"
-    elif len(spec["layers"]) == 1:
-        acts, act_source = [None], "file"  # a single affine layer has no hidden activation
-    else:
-        acts = list(ACTIVATION_CANDIDATES)
-    if input_scale is not None:
-        scales, scale_source = [float(input_scale)], "given"
-    elif stored_spec is not None:
-        scales, scale_source = [float(stored_spec.get("input_scale", 1.0))], "file"
-    else:
-        scales = list(SCALE_CANDIDATES)
+    def make(cand: Candidate) -> Network:
+        arch = archs[cand.arch]
+        return _build(arch.spec, arch.params, where, {**info, "activation": cand.activation}, cand)
 
-    def make(act, scale):
-        return _build(spec, params, where, {**info, "activation": act}, act, scale)
-
-    candidates = [(a, s) for a in acts for s in scales]
+    label = len(archs) > 1
+    candidates = [Candidate(a, scale, shift, i, arch.name if label else "")
+                  for i, arch in enumerate(archs) for a in acts for scale, shift in pixels]
     scores: dict = {}
     if len(candidates) > 1:
-        (act, scale), scores = choose(candidates, make, probe, notes)
+        chosen, scores = choose(candidates, make, probe, notes, "loss" if contents.layout == "torch" else "book")
     else:
-        act, scale = candidates[0]
-    network = make(act, scale)
+        chosen = candidates[0]
+    arch = archs[chosen.arch]
+    if act_source == "assumed":
+        notes.append("activation relu assumed (a PyTorch file does not store it; nearly every CNN uses ReLU): "
+                     "choose another with --activation (activation= in Python)")
+    how = arch.how if len(archs) == 1 else f"{arch.how}; the probe chose it among {len(archs)} layouts"
+    act, scale, shift = chosen.activation, chosen.scale, chosen.shift
+    network = make(chosen)
     if stored_spec is not None and network.spec()["layers"] != _with(stored_spec, act, scale)["layers"]:
         raise WeightFileError(f"{where}: the arrays do not match the network description stored with them "
                               f"(stored {json.dumps(stored_spec['layers'])[:160]}, arrays give "
                               f"{json.dumps(network.spec()['layers'])[:160]})")
     act = act or _spec_activation(network.spec())
     described = network.describe()
-    if name:
-        architecture = f"{name} ({described})"
-    elif all(layer.get("type") in ("affine", *ACTIVATIONS) for layer in network.spec()["layers"]):
+    if all(layer.get("type") in ("affine", *ACTIVATIONS) for layer in network.spec()["layers"]):
         architecture = described.split(" ")[0] + " MLP" + (f", {act}" if act else "")
+    elif arch.name and not settled:  # read off a state_dict: the name spells out every layer already
+        architecture = arch.name + (f", {act}" if act else "")
+    elif arch.name:
+        architecture = f"{arch.name} ({described})"
     else:
         architecture = described
     return LoadedWeights(network, where, contents.kind, architecture, act, act_source, float(scale), scale_source,
-                         scores, notes, dict(meta))
+                         scores, notes, dict(meta), float(shift), how)
 
 
 def inspect_weights(path: str | os.PathLike, probe: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
@@ -287,5 +269,6 @@ def _inspect(path, probe) -> dict:
         return {**out, "recognised": False, "error": str(exc), "summary": "\n".join(lines)}
     return {**out, "recognised": True, "architecture": loaded.architecture, "spec": loaded.network.spec(),
             "activation": loaded.activation, "activation_source": loaded.activation_source,
-            "input_scale": loaded.input_scale, "scale_source": loaded.scale_source,
+            "input_scale": loaded.input_scale, "input_shift": loaded.input_shift, "scale_source": loaded.scale_source,
+            "how": loaded.how,
             "probe_accuracy": loaded.probe_accuracy, "notes": loaded.notes, "summary": loaded.summary()}

@@ -78,7 +78,7 @@ def _nested() -> UnsafePickleError:
     return UnsafePickleError(f"refused: data nested more than {MAX_DEPTH} levels deep (a pickle bomb)")
 
 
-def _finish(obj):
+def finish(obj):
     """Swap builders for numpy objects and guarded containers for plain ones; bound depth and object count.
 
     Each object is visited once (memoised by identity, so shared objects stay shared and a
@@ -180,14 +180,10 @@ def _read_source(source) -> tuple[bytes, str]:
     return data, where
 
 
-def loads(data: bytes, where: str = "<bytes>"):
-    """Unpickle ``data`` safely; every failure is a :class:`WeightFileError` whose message starts with ``where``."""
-    if not data:
-        raise WeightFileError(f"{where}: the file is empty")
+def guarded(where: str, run):
+    """``run()`` (an unpickling) with every failure turned into one :class:`WeightFileError` line starting with ``where``."""
     try:
-        prescan(data)
-        obj = RestrictedUnpickler(io.BytesIO(data), budget=len(data)).load()
-        return _finish(obj)
+        return run()
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{where}: {exc}; nothing from the file was run") from None
     except WeightFileError as exc:
@@ -198,6 +194,18 @@ def loads(data: bytes, where: str = "<bytes>"):
         raise UnsafePickleError(f"{where}: refused: unpickling ran out of memory (a pickle bomb?)") from None
     except Exception as exc:  # the C unpickler raises many kinds for corrupt data; all mean "not readable"
         raise WeightFileError(f"{where}: not a readable pickle ({short_error(exc)})") from None
+
+
+def loads(data: bytes, where: str = "<bytes>"):
+    """Unpickle ``data`` safely; every failure is a :class:`WeightFileError` whose message starts with ``where``."""
+    if not data:
+        raise WeightFileError(f"{where}: the file is empty")
+
+    def run():
+        prescan(data)
+        return finish(RestrictedUnpickler(io.BytesIO(data), budget=len(data)).load())
+
+    return guarded(where, run)
 
 
 def safe_load(source) -> Any:

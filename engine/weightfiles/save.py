@@ -1,4 +1,6 @@
-"""Save a network's weights atomically: DigitLab's ``.npz`` (arrays + spec JSON) or the book's ``.pkl``."""
+"""Save a network's weights atomically: DigitLab's ``.npz`` (arrays + spec JSON), the book's ``.pkl``, or for
+PyTorch users a state_dict ``.pt`` (written without torch) or ``.safetensors``, both loadable into the equivalent
+``nn.Sequential`` (:func:`engine.weightfiles.state_dict.to_torch`) and carrying DigitLab's description too."""
 from __future__ import annotations
 
 import json
@@ -15,10 +17,15 @@ from engine.errors import WeightFileError
 from engine.nn.network import Network
 from engine.util import WriteError, atomic_write, check_can_write, printable, to_jsonable
 from engine.weightfiles.metadata import parse_metadata
-from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY
+from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY, SAFETENSORS_KEY
+from engine.weightfiles.safetensors_io import write_safetensors
+from engine.weightfiles.state_dict import to_torch
+from engine.weightfiles.torch_write import write_torch_state_dict
 
 FORMAT_VERSION = 1
-SUFFIX_FORMATS = {".npz": "npz", ".pkl": "pickle", ".pickle": "pickle"}
+SUFFIX_FORMATS = {".npz": "npz", ".pkl": "pickle", ".pickle": "pickle", ".pt": "torch", ".pth": "torch",
+                  ".safetensors": "safetensors"}
+FORMATS = ("npz", "pickle", "torch", "safetensors")
 
 
 def _version() -> str:
@@ -47,14 +54,15 @@ def _save(path: Path, write) -> None:
 def save_format(path: str | os.PathLike, format: str | None = None) -> str:
     """The format to save in, "npz" or "pickle": ``format`` if given, else from the suffix (``SUFFIX_FORMATS``)."""
     if format is not None:
-        if format not in ("npz", "pickle"):
+        if format not in FORMATS:
             raise WeightFileError(f"{printable(path)}: unknown weight format {printable(repr(format))}: "
-                                  "use 'npz' or 'pickle'")
+                                  f"use one of {', '.join(repr(f) for f in FORMATS)}")
         return format
     suffix = Path(path).suffix
     if suffix.lower() not in SUFFIX_FORMATS:
         raise WeightFileError(f"{printable(path)}: unknown weight file suffix {printable(repr(suffix or '(none)'))}: "
-                              "use .npz (DigitLab's format) or .pkl/.pickle (the book's)")
+                              "use .npz (DigitLab's format), .pkl/.pickle (the book's), .pt/.pth (a PyTorch "
+                              "state_dict) or .safetensors")
     return SUFFIX_FORMATS[suffix.lower()]
 
 
@@ -80,7 +88,8 @@ def check_save_path(path: str | os.PathLike, format: str | None = None) -> str:
 
 def save_weights(network: Network, path: str | os.PathLike, format: str | None = None,
                  metadata: dict | None = None) -> Path:
-    """Save ``network`` as ``.npz`` (DigitLab: arrays + spec JSON) or ``.pkl`` (the book's plain params dict).
+    """Save ``network`` as ``.npz`` (DigitLab: arrays + spec JSON), ``.pkl`` (the book's plain params dict), ``.pt``
+    or ``.safetensors`` (a PyTorch state_dict of the equivalent ``nn.Sequential``, taking pixels in [0, 1]).
 
     The format follows the suffix unless given. The write is atomic, the new file gets the
     permissions an editor would give it (the replaced file's, or 0666 minus the umask), and a save
@@ -95,22 +104,34 @@ def save_weights(network: Network, path: str | os.PathLike, format: str | None =
         if bad:
             raise WeightFileError(f"not saving to {printable(path)}: {k} holds {bad} NaN or infinite values (the "
                                   "network diverged), and such a file could not be loaded")
-    if fmt == "npz":
-        meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "digitlab_version": _version(),
-                "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "spec": network.spec(),
-                "info": network.info, "training": metadata or {}}
-        try:
-            meta_json = json.dumps(to_jsonable(meta), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise WeightFileError(f"not saving to {printable(path)}: the metadata cannot be stored as JSON ({exc})") \
-                from None
-        try:  # the reader's limits (size, depth, number lengths): never write a file DigitLab would refuse
-            parse_metadata(meta_json, "the file", METADATA_KEY)
-        except WeightFileError as exc:
-            raise WeightFileError(f"not saving to {printable(path)}: it could not be read back: {exc}") from None
-        _save(path, lambda f: _write_npz(f, params, meta_json))
-    else:
+    if fmt == "pickle":
         _save(path, lambda f: _write_pickle(f, params))
+        return path
+    spec, state = network.spec(), None
+    if fmt in ("torch", "safetensors"):
+        # the scale, shift and the book's inference dropout folded into the weights; the stored spec is the network's
+        # own, which engine.weightfiles.state_dict.from_stored_spec unfolds again when DigitLab reads the file back
+        state, module = to_torch(network)
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "digitlab_version": _version(),
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "spec": spec,
+            "info": network.info, "training": metadata or {}}
+    if state is not None:
+        meta["torch_module"] = module
+    try:
+        meta_json = json.dumps(to_jsonable(meta), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise WeightFileError(f"not saving to {printable(path)}: the metadata cannot be stored as JSON ({exc})") \
+            from None
+    try:  # the reader's limits (size, depth, number lengths): never write a file DigitLab would refuse
+        parse_metadata(meta_json, "the file", METADATA_KEY)
+    except WeightFileError as exc:
+        raise WeightFileError(f"not saving to {printable(path)}: it could not be read back: {exc}") from None
+    if fmt == "npz":
+        _save(path, lambda f: _write_npz(f, params, meta_json))
+    elif fmt == "torch":
+        _save(path, lambda f: write_torch_state_dict(f, state, meta_json))
+    else:
+        _save(path, lambda f: write_safetensors(f, state, {"format": "pt", SAFETENSORS_KEY: meta_json}))
     return path
 
 

@@ -70,6 +70,7 @@ class RecordingHost:
         self.statuses: list[str] = []
         self.open_path: str | None = None  # what ask_open_path answers
         self.image_path: str | None = None  # what ask_image_path answers
+        self.dataset_path: str | None = None  # what ask_dataset_path answers
         self.save_path: tuple[str | None, str] = (None, "")
         self.yes = False
         self.choice: int | None = None
@@ -91,6 +92,9 @@ class RecordingHost:
 
     def ask_image_path(self):
         return self.image_path
+
+    def ask_dataset_path(self):
+        return self.dataset_path
 
     def ask_save_path(self):
         return self.save_path

@@ -101,6 +101,19 @@ def test_save_npz_and_pickle_then_load_back(qtbot, window, tmp_path):
     assert window.errors == []
 
 
+@pytest.mark.parametrize("chosen, suffix", [("PyTorch state_dict (*.pt *.pth)", ".pt"), ("safetensors (*.safetensors)",
+                                                                                        ".safetensors")])
+def test_save_for_pytorch_by_the_chosen_filter_then_load_back(qtbot, window, tmp_path, chosen, suffix):
+    net = window.session.network
+    window.ask_save_path = lambda: (str(tmp_path / "mine"), chosen)
+    saved = window.weightfiles.save()
+    assert saved == tmp_path / f"mine{suffix}" and saved.is_file()
+    load_and_wait(qtbot, window, saved)
+    x = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    np.testing.assert_allclose(window.session.network.scores(x), net.scores(x), rtol=1e-5, atol=1e-6)
+    assert window.weightfiles.loaded.activation_source == "file" and window.errors == []
+
+
 def test_open_menu_uses_the_chosen_path(qtbot, window, weight_file):
     _net, path = weight_file
     window.ask_open_path = lambda: str(path)

@@ -409,6 +409,39 @@ def issue11_cases(add) -> None:
         "metadata stored as bytes", "plain numbers")
 
 
+ISSUE14_WHAT = {
+    "torch-os-system.pt": "a PyTorch .pt whose data.pkl calls os.system",
+    "torch-eval.pt": "a PyTorch .pt whose data.pkl calls builtins.eval",
+    "torch-fake-rebuild.pt": "a .pt calling a made-up torch._utils rebuild function",
+    "torch-offset-out-of-range.pt": "a tensor whose storage offset lies beyond its record",
+    "torch-stride-out-of-range.pt": "a tensor whose strides walk outside its storage",
+    "torch-short-record.pt": "a storage record shorter than its element count says",
+    "torch-zip-bomb.pt": "a 100 KB .pt whose deflated record inflates to 100 MB",
+    "torch-legacy-count-lies.pt": "a legacy-format .pt whose storage count lies",
+    "torch-view-bomb.pt": "1,000 tensors viewing one storage (a memory bomb when copied)",
+    "gzip-bomb.pkl.gz": "a 65 KB gzip inflating to 64 MB",
+    "bz2-bomb.pkl.bz2": "a 79-byte bz2 inflating to 64 MB",
+    "xz-bomb.pkl.xz": "a 10 KB xz inflating to 64 MB",
+    "gzip-in-gzip-bomb.pkl.gz.gz": "gzip inside gzip, inflating to 64 MB",
+    "zip-bomb.pkl.zip": "a zip holding one member that inflates to 64 MB",
+    "truncated.pkl.gz": "a gzip-compressed pickle cut short",
+    "safetensors-overlapping.safetensors": "safetensors whose tensors share bytes",
+    "safetensors-offset-past-end.safetensors": "safetensors data_offsets past the end of the file",
+    "safetensors-header-longer-than-file.safetensors": "a safetensors header length larger than the file",
+    "safetensors-huge-shape.safetensors": "a safetensors tensor declaring a huge shape for 16 bytes",
+}
+
+
+def issue14_cases(add) -> None:
+    """PyTorch, safetensors and compressed files (issue 14): bytes from the fixture writers of those formats."""
+    from container_fixtures import hostile_container_cases
+    from torch_fixtures import hostile_torch_cases
+
+    for name, (data, refusal) in {**hostile_torch_cases(), **hostile_container_cases()}.items():
+        name = name.replace("_", "-")  # the corpus's own naming
+        add(name, data, ISSUE14_WHAT[name], refusal, isolate="bomb" in name)
+
+
 def large_bombs() -> dict[str, tuple[bytes, str, str]]:
     """Bombs too large for the repository (1-11 MB on disk), generated at test time: name -> (data, what, refusal)."""
     return {
@@ -512,6 +545,7 @@ def corpus() -> dict[str, tuple[bytes, str, str, bool]]:
     add("not-weights.pkl", dumps({"hello": "world", "n": [1, 2, 3]}, 4), "a pickle of something else",
         "no weight arrays")
     issue11_cases(add)
+    issue14_cases(add)
     return files
 
 

@@ -30,12 +30,12 @@ class _Answers:
 def _choose(right: dict, n: int = 500):
     """``right`` maps (activation, scale) to how many probe digits it gets right, or to (how many, from where)."""
     labels = np.arange(n) % 10
-    candidates = list(right)
+    candidates = [probe.Candidate(a, s) for a, s in right]
     notes: list[str] = []
     spec = {c: v if isinstance(v, tuple) else (v, 0) for c, v in right.items()}
-    chosen, scores = probe.choose(candidates, lambda a, s: _Answers(labels, *spec[(a, s)]),
+    chosen, scores = probe.choose(candidates, lambda c: _Answers(labels, *spec[(c.activation, c.scale)]),
                                   (np.zeros((n, 784), np.float32), labels), notes)
-    return chosen, notes
+    return (chosen.activation, chosen.scale), notes
 
 
 def test_two_readings_the_probe_cannot_tell_apart_go_to_the_book_scale():

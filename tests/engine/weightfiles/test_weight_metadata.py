@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 import engine.util
 from engine.errors import UnsafePickleError, WeightFileError
 from engine.nn.models import deep_convnet_spec, simple_convnet_spec, small_cnn_spec
-from engine.nn.network import SpecError, make_mlp, spec_footprint
-from engine.weightfiles import recognise
+from engine.nn.network import make_mlp
+from engine.nn.spec_check import SpecError, spec_footprint
+from engine.weightfiles import checks
 from engine.weightfiles.metadata import for_display, json_depth, parse_metadata
 from engine.weightfiles.npz import check_directory
 from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY
@@ -62,8 +63,8 @@ def test_metadata_for_display_is_shortened():
 def test_the_books_networks_and_ours_fit_the_forward_budget():
     for spec in (deep_convnet_spec(), simple_convnet_spec(), small_cnn_spec(), make_mlp([784, 1000, 1000, 10]).spec()):
         peak, total = spec_footprint(spec)
-        assert peak * recognise.EVAL_BATCH * 8 <= recognise.FORWARD_BUDGET  # even in float64
-        assert 2 * total * recognise.TRAIN_BATCH * 8 <= recognise.FORWARD_BUDGET
+        assert peak * checks.EVAL_BATCH * 8 <= checks.FORWARD_BUDGET  # even in float64
+        assert 2 * total * checks.TRAIN_BATCH * 8 <= checks.FORWARD_BUDGET
 
 
 @pytest.mark.parametrize("change, message", [
