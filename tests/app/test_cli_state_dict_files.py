@@ -108,3 +108,22 @@ def test_pytorch_style_files_give_the_writers_accuracy(name, form, fx, networks,
     assert expected > 0.85
     report = _evaluate(capsys, path, shared_mnist_dir)
     assert abs(report["accuracy"] - expected) <= 0.001, (report["accuracy"], expected, report["architecture"])
+    code = main(["inspect", str(path), "--json"])  # says what format it found and how it read the architecture
+    info = json.loads(capsys.readouterr().out)
+    assert code == 0 and info["recognised"]
+    assert KINDS[form] in info["kind"] and ("Conv2d" if name == "lenet" else "Linear layers") in info["how"]
+
+
+KINDS = {"state_dict": "PyTorch state_dict (zip format)", "checkpoint": "PyTorch checkpoint, state_dict under "
+         "'model_state_dict'", "whole module": "PyTorch whole module __main__.Net", "safetensors": "safetensors"}
+
+
+def test_the_pixel_convention_can_be_given(fx, networks, tmp_path, capsys):
+    state, _source = to_torch(networks["mlp"])
+    path = tmp_path / "mlp.pt"
+    path.write_bytes(fx.state_dict_file(state))
+    code = main(["evaluate", str(path), "--pixels", "mnist-normalised", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["input_scale"] == pytest.approx(1 / 0.3081) and report["input_shift"] == pytest.approx(-0.1307 / 0.3081)

@@ -113,6 +113,18 @@ def test_input_scale_multiplies_inputs():
     np.testing.assert_allclose(raw.predict(x), net.predict(x), rtol=1e-4)
 
 
+def test_input_shift_is_added_after_the_scale_and_kept_in_the_spec():
+    """PyTorch's Normalize((0.1307,), (0.3081,)) is x / 0.3081 - 0.1307 / 0.3081: a scale, then a shift."""
+    net = make_mlp([784, 10, 10], seed=2)
+    spec = dict(net.spec(), input_scale=1 / 0.3081, input_shift=-0.1307 / 0.3081)
+    normalised = build_network(spec, params={k: v.copy() for k, v in net.params.items()})
+    x = rng.random((3, 784), dtype=np.float32)
+    np.testing.assert_allclose(normalised.scores(x), net.scores((x - 0.1307) / 0.3081), rtol=1e-5, atol=1e-6)
+    assert normalised.spec()["input_shift"] == pytest.approx(-0.1307 / 0.3081)
+    assert normalised.copy().input_shift == normalised.input_shift
+    assert "input_shift" not in net.spec()  # unshifted networks describe themselves as before
+
+
 def test_wrong_input_size_is_a_clear_error():
     with pytest.raises(ValueError, match="does not fit"):
         make_mlp([784, 10, 10]).predict(np.zeros(100))

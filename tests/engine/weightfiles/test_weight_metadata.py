@@ -86,6 +86,12 @@ def test_every_number_of_a_conv_layer_is_checked(tmp_path, change, message):
         load_weights(npz_with(tmp_path, {"format": FORMAT_NAME, "spec": spec}, net_params, "bad.npz"))
 
 
+@pytest.mark.parametrize("shift", [float("nan"), 1e9, "0.5", True])
+def test_a_stored_input_shift_out_of_range_is_refused(shift):
+    with pytest.raises(SpecError, match="input_shift must be a number"):
+        spec_footprint(dict(small_cnn_spec(), input_shift=shift))
+
+
 def _cnn_params():
     from engine.nn.models import make_cnn
 
