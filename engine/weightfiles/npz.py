@@ -52,13 +52,14 @@ def check_directory(data: bytes, where: str) -> None:
     """Refuse zips whose directory lists too many entries or is too large, before ``zipfile`` reads it."""
     record = _end_record(data)
     if record is None:
-        raise WeightFileError(f"{where}: a damaged .npz/zip file (no end-of-directory record)")
+        raise WeightFileError(f"{where}: a damaged zip file (.npz, PyTorch .pt, …): no end-of-directory record, so it "
+                              "is probably cut short (an interrupted download or copy)")
     _sig, _disk, _cd_disk, here, entries, size, _offset, _comment, pos = record
     locator = pos - _EOCD64_LOCATOR.size
     if locator >= 0 and data[locator:locator + 4] == b"PK\x06\x07":
         at = locator - _EOCD64.size  # zipfile reads the zip64 record right before its locator
         if at < 0 or data[at:at + 4] != b"PK\x06\x06":
-            raise WeightFileError(f"{where}: a damaged .npz/zip file (a broken zip64 directory record)")
+            raise WeightFileError(f"{where}: a damaged zip file (.npz, PyTorch .pt, …): a broken zip64 directory record")
         fields = _EOCD64.unpack_from(data, at)
         here, entries, size = max(here, fields[6]), max(entries, fields[7]), max(size, fields[8])
     if max(here, entries) > MAX_NPZ_MEMBERS:
@@ -124,7 +125,7 @@ def read_npz_arrays(data: bytes, where: str, metadata_key: str) -> dict[str, np.
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except Exception as exc:  # BadZipFile, a name that is not UTF-8, a truncated directory…
-        raise WeightFileError(f"{where}: a damaged .npz/zip file ({short_error(exc)})") from None
+        raise WeightFileError(f"{where}: a damaged zip file (.npz, PyTorch .pt, …): {short_error(exc)}") from None
     if len(infos) > MAX_NPZ_MEMBERS:
         raise UnsafePickleError(f"{where}: refused: {len(infos):,} entries; a weight file has a few dozen")
     limit = min(MAX_NPZ_BYTES, NPZ_EXPANSION * len(data) + NPZ_SLACK)
