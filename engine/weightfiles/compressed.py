@@ -132,9 +132,13 @@ def _inflate(data: bytes, kind: str, where: str, limit: int, size: int, inside: 
     return out.getvalue(), members
 
 
-def unwrap(data: bytes, where: str) -> tuple[bytes, list[str]]:
-    """``data`` with any gzip/bz2/xz layers taken off (bounded by the file's size), and a note per layer."""
-    size = len(data)
+def unwrap(data: bytes, where: str, origin: int | None = None) -> tuple[bytes, list[str]]:
+    """``data`` with any gzip/bz2/xz layers taken off (bounded by the file's size), and a note per layer.
+
+    ``origin``: the size of the file on disk when ``data`` was itself unpacked from it (a zipped .pkl.gz), so that
+    packing inside packing cannot multiply the bound.
+    """
+    size = origin or len(data)
     limit = min(MAX_FILE_BYTES, EXPANSION * size + SLACK)  # every layer is bounded by the file on disk
     notes: list[str] = []
     layers: list[str] = []
@@ -198,17 +202,19 @@ def zip_kind(data: bytes, where: str) -> str:
     return kind
 
 
-def extract_single(data: bytes, where: str) -> tuple[bytes, str]:
-    """The bytes and name of a zip's one file, inflated no further than the file's size justifies."""
+def extract_single(data: bytes, where: str, origin: int | None = None) -> tuple[bytes, str]:
+    """The bytes and name of a zip's one file, inflated no further than the file's size (``origin``, see unwrap)
+    justifies."""
     files = _files(data, where)
     if len(files) != 1:
         raise WeightFileError(f"{where}: a zip of {len(files):,} files, not one zipped weight file")
     info = files[0]
     name = printable(info.filename, 80)
-    limit = min(MAX_FILE_BYTES, EXPANSION * len(data) + SLACK)
+    size = origin or len(data)
+    limit = min(MAX_FILE_BYTES, EXPANSION * size + SLACK)
     if info.file_size > limit:  # the declared size, checked before inflating anything
         raise WeightFileError(f"{where}: refused: the zipped file {name!r} decompresses to {info.file_size:,} bytes, "
-                              f"more than {limit:,} (a compression bomb: a file of {len(data):,} bytes does not "
+                              f"more than {limit:,} (a compression bomb: a file of {size:,} bytes does not "
                               "hold that much)")
     out = io.BytesIO()
     try:
@@ -216,7 +222,7 @@ def extract_single(data: bytes, where: str) -> tuple[bytes, str]:
             while chunk := f.read(min(_OUT_CHUNK, limit - out.tell() + 1)):  # zipfile also stops at file_size
                 out.write(chunk)
                 if out.tell() > limit:
-                    raise _bomb(where, f"zipped file {name!r}", limit, len(data))
+                    raise _bomb(where, f"zipped file {name!r}", limit, size)
     except WeightFileError:
         raise
     except Exception as exc:  # a bad CRC, a truncated entry, encryption, an unknown compression method…

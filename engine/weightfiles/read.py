@@ -73,17 +73,22 @@ def read_weight_arrays(path: str | os.PathLike) -> WeightContents:
     return read_weight_bytes(_read_bytes(path), str(path), path.suffix.lower())
 
 
-def read_weight_bytes(data: bytes, where: str, suffix: str = "", depth: int = 0) -> WeightContents:
-    """The named arrays in a weight file's bytes: compressed files are unwrapped first (gzip, bz2, xz, a one-file zip)."""
-    data, unwrapped = unwrap(data, where)
-    contents = _read_format(data, where, suffix, depth)
+def read_weight_bytes(data: bytes, where: str, suffix: str = "", depth: int = 0,
+                      origin: int | None = None) -> WeightContents:
+    """The named arrays in a weight file's bytes: compressed files are unwrapped first (gzip, bz2, xz, a one-file zip).
+
+    ``origin`` is the size of the file on disk when ``data`` came out of a zip: every inflation stays bounded by it.
+    """
+    origin = origin or len(data)
+    data, unwrapped = unwrap(data, where, origin)
+    contents = _read_format(data, where, suffix, depth, origin)
     if unwrapped:
         contents.kind = f"{contents.kind}, {' and '.join(n.split(' (')[0] for n in unwrapped)}"
         contents.notes[:0] = unwrapped
     return contents
 
 
-def _read_format(data: bytes, where: str, suffix: str, depth: int) -> WeightContents:
+def _read_format(data: bytes, where: str, suffix: str, depth: int, origin: int) -> WeightContents:
     if not data:
         raise WeightFileError(f"{where}: the file is empty")
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -93,9 +98,9 @@ def _read_format(data: bytes, where: str, suffix: str, depth: int) -> WeightCont
         if kind == "torch":
             return _from_torch(read_torch(data, where), where)
         if kind == "single" and depth < MAX_NESTING:
-            inner, name = extract_single(data, where)
+            inner, name = extract_single(data, where, origin)
             contents = read_weight_bytes(inner, f"{where} ▸ {printable(name, 80)}", Path(name).suffix.lower(),
-                                         depth + 1)
+                                         depth + 1, origin)
             contents.kind = f"{contents.kind}, in a zip"
             return contents
         raise WeightFileError(unsupported_format(data, where, suffix) or f"{where}: a zip archive inside a zip archive "

@@ -347,3 +347,21 @@ def test_arbitrary_bytes_give_only_clean_errors(data):
         if prefix.startswith(b"PK"):
             _clean(zip_kind, prefix + data, "fuzz")
             _clean(extract_single, prefix + data, "fuzz")
+
+
+def test_packing_inside_packing_stays_bounded_by_the_file_on_disk():
+    """A zip holding a zip: the inner one's inflation is bounded by the outer file's size, not by its own."""
+    from engine.weightfiles.read import read_weight_bytes
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr(zipfile.ZipInfo("w.pkl", (1980, 1, 1, 0, 0, 0)), bytes(compressed.SLACK + 400_000),
+                    zipfile.ZIP_DEFLATED)
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr(zipfile.ZipInfo("w.zip", (1980, 1, 1, 0, 0, 0)), inner.getvalue(), zipfile.ZIP_DEFLATED)
+    data = outer.getvalue()
+    assert compressed.EXPANSION * len(inner.getvalue()) + compressed.SLACK > compressed.SLACK + 400_000  # alone, fine
+    assert compressed.EXPANSION * len(data) + compressed.SLACK < compressed.SLACK + 400_000  # from this file, a bomb
+    with pytest.raises(WeightFileError, match="compression bomb"):
+        read_weight_bytes(data, "nested.zip")
