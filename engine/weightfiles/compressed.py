@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.errors import WeightFileError
 from engine.util import printable
-from engine.weightfiles.npz import check_directory
+from engine.weightfiles.npz import open_zip
 from engine.weightfiles.pickle_scan import short_error
 from engine.weightfiles.safe_pickle import MAX_FILE_BYTES
 from engine.weightfiles.text import names
@@ -158,12 +158,7 @@ def unwrap(data: bytes, where: str, origin: int | None = None) -> tuple[bytes, l
 
 def _files(data: bytes, where: str) -> list[zipfile.ZipInfo]:
     """The zip's file entries (folders left out), its directory bounded first."""
-    check_directory(data, where)
-    try:
-        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except Exception as exc:  # BadZipFile, a name that is not UTF-8, a truncated directory…
-        raise WeightFileError(f"{where}: a damaged zip file ({short_error(exc)})") from None
-    return [info for info in infos if not info.is_dir()]
+    return [info for info in open_zip(data, where)[1] if not info.is_dir()]
 
 
 def _classify(files: list[zipfile.ZipInfo]) -> str | None:

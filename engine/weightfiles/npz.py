@@ -118,8 +118,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, name: s
     return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
-def read_npz_arrays(data: bytes, where: str, metadata_key: str) -> dict[str, np.ndarray]:
-    """Every entry of an .npz as an array (entry names without ``.npy``); all sizes checked before reading."""
+def open_zip(data: bytes, where: str) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """A zip (an .npz, a PyTorch .pt, a zipped weight file) and its entries, its directory bounded before it is read."""
     check_directory(data, where)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -128,11 +128,22 @@ def read_npz_arrays(data: bytes, where: str, metadata_key: str) -> dict[str, np.
         raise WeightFileError(f"{where}: a damaged zip file (.npz, PyTorch .pt, …): {short_error(exc)}") from None
     if len(infos) > MAX_NPZ_MEMBERS:
         raise UnsafePickleError(f"{where}: refused: {len(infos):,} entries; a weight file has a few dozen")
-    limit = min(MAX_NPZ_BYTES, NPZ_EXPANSION * len(data) + NPZ_SLACK)
+    return zf, infos
+
+
+def check_declared_sizes(infos: list[zipfile.ZipInfo], file_size: int, where: str) -> None:
+    """Refuse a zip whose entries declare more bytes than a file of ``file_size`` bytes can sensibly expand to."""
+    limit = min(MAX_NPZ_BYTES, NPZ_EXPANSION * file_size + NPZ_SLACK)
     total = sum(info.file_size for info in infos)
     if total > limit:
         raise UnsafePickleError(f"{where}: refused: the entries declare {total:,} bytes uncompressed, more than a "
-                                f"file of {len(data):,} bytes can sensibly expand to ({limit:,}: a zip bomb)")
+                                f"file of {file_size:,} bytes can sensibly expand to ({limit:,}: a zip bomb)")
+
+
+def read_npz_arrays(data: bytes, where: str, metadata_key: str) -> dict[str, np.ndarray]:
+    """Every entry of an .npz as an array (entry names without ``.npy``); all sizes checked before reading."""
+    zf, infos = open_zip(data, where)
+    check_declared_sizes(infos, len(data), where)
     arrays: dict[str, np.ndarray] = {}
     for info in infos:
         name = printable(info.filename[:-4] if info.filename.endswith(".npy") else info.filename, 80)

@@ -21,7 +21,7 @@ import zipfile
 
 from engine.errors import UnsafePickleError, WeightFileError
 from engine.util import printable
-from engine.weightfiles.npz import MAX_NPZ_BYTES, MAX_NPZ_MEMBERS, NPZ_EXPANSION, NPZ_SLACK, check_directory
+from engine.weightfiles.npz import check_declared_sizes, open_zip
 from engine.weightfiles.pickle_scan import prescan, short_error
 from engine.weightfiles.safe_pickle import finish, guarded, loads
 from engine.weightfiles.text import describe_key
@@ -67,14 +67,7 @@ def _unpickle(data: bytes, start: int, open_storage, big_endian: bool, budget: i
 
 # ----- zip format
 def _zip_infos(data: bytes, where: str) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
-    check_directory(data, where)
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        infos = zf.infolist()
-    except Exception as exc:  # BadZipFile, a name that is not UTF-8, a truncated directory…
-        raise WeightFileError(f"{where}: a damaged PyTorch zip file ({short_error(exc)})") from None
-    if len(infos) > MAX_NPZ_MEMBERS:
-        raise UnsafePickleError(f"{where}: refused: {len(infos):,} entries; a weight file has a few dozen")
+    zf, infos = open_zip(data, where)
     by_name: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
         if info.filename in by_name:  # zipfile would silently read the last one
@@ -83,11 +76,7 @@ def _zip_infos(data: bytes, where: str) -> tuple[zipfile.ZipFile, dict[str, zipf
             raise WeightFileError(f"{where}: entry {printable(info.filename, 80)!r} uses zip compression method "
                                   f"{info.compress_type}; PyTorch files are stored")
         by_name[info.filename] = info
-    limit = min(MAX_NPZ_BYTES, NPZ_EXPANSION * len(data) + NPZ_SLACK)
-    total = sum(info.file_size for info in infos)
-    if total > limit:
-        raise UnsafePickleError(f"{where}: refused: the entries declare {total:,} bytes uncompressed, more than a "
-                                f"file of {len(data):,} bytes can sensibly expand to ({limit:,}: a zip bomb)")
+    check_declared_sizes(infos, len(data), where)
     return zf, by_name
 
 
