@@ -36,7 +36,7 @@ class ModelsPage(QWidget):
         self.session = session
         self.weightfiles = weightfiles
         self.image: np.ndarray | None = None
-        self._stale = False  # the network learned more while the page was hidden: predict when it is shown
+        self._stale = False  # something changed while the page was hidden: predict when it is shown
 
         self.open_button = QPushButton("Open weights…")
         self.open_button.setToolTip("Load another weight file (e.g. the book's sample_weight.pkl) to compare. "
@@ -80,10 +80,10 @@ class ModelsPage(QWidget):
 
         session.networkChanged.connect(self.refresh)
         session.networkInfoChanged.connect(self.refresh)  # e.g. "(training)" became "(finished, 3 epochs)"
-        session.weightsUpdated.connect(self._weights_updated)  # the network being trained learned more
+        session.weightsUpdated.connect(self._predict_when_shown)  # the network being trained learned more
         session.modelsChanged.connect(self.refresh)
         session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
-        session.datasetChanged.connect(lambda _dataset: self._predict())  # digits or not: check the drawing or not
+        session.datasetChanged.connect(lambda _dataset: self._predict_when_shown())  # digits or not: check the drawing or not
         weightfiles.modelAdded.connect(self._model_added)
         weightfiles.loadFailed.connect(
             lambda path, exc: self.status.set_verdict(f"Could not open {line(Path(path).name, 80)}.", "error",
@@ -122,7 +122,7 @@ class ModelsPage(QWidget):
             self.model_list.addItems(names)
             for i, name in enumerate(names):
                 self.model_list.item(i).setToolTip(plain_tooltip(name))
-        self._predict()
+        self._predict_when_shown()
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -144,7 +144,7 @@ class ModelsPage(QWidget):
             img28 = img28.reshape(28, 28)
         self.image = img28
         self.digit.set_image(img28)
-        self._predict()
+        self._predict_when_shown()
 
     def predictions(self) -> dict:
         """Display name -> probabilities (10,) for the current image, or None for a model that cannot read it."""
@@ -158,8 +158,8 @@ class ModelsPage(QWidget):
                 out[name] = None  # e.g. a model for another input size
         return out
 
-    def _weights_updated(self) -> None:
-        """Predict again with what the network learned; while the page is hidden, once it is shown again."""
+    def _predict_when_shown(self) -> None:
+        """Predict again (new weights, models, drawing or classes); while the page is hidden, once it is shown."""
         if self.isVisible():
             self._predict()
         else:

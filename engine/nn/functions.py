@@ -89,22 +89,29 @@ def sum_squared_error(y: np.ndarray, t: np.ndarray) -> float:
 def softmax_cross_entropy(scores: np.ndarray, t: np.ndarray) -> float:
     """Mean cross-entropy of softmax(``scores``) against labels (indices or one-hot), exact, from the logits.
 
-    Training (the loss layer, through ``softmax_and_cross_entropy``: the same arithmetic),
-    ``Network.evaluate`` and ``evaluate_model`` all compute the cross-entropy loss here.
+    ``Network.evaluate`` and ``evaluate_model`` compute the cross-entropy loss here, in float64; training
+    (the loss layer, through ``softmax_and_cross_entropy``) the same log-softmax in the scores' precision.
     """
     s, t = _as_batch(scores, t)
     return _mean_log_softmax_loss(s, _row_max(s), to_indices(t).reshape(-1))
 
 
-def softmax_and_cross_entropy(scores: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, float]:
-    """(``softmax(scores)``, ``softmax_cross_entropy(scores, idx)``) of a batch (N, C), bit for bit, in fewer steps."""
-    top = _row_max(scores)
-    loss = _mean_log_softmax_loss(scores, top, idx)
+def softmax_and_cross_entropy(scores: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """(``softmax(scores)``, mean cross-entropy against ``idx``) of a batch (N, C), in as few steps as possible.
+
+    The softmax is bit for bit ``softmax(scores)``; the loss is ``softmax_cross_entropy``'s log-softmax
+    computed in the scores' precision (they agree to float32 rounding for float32 scores). The
+    softmax goes into ``out`` when given (an (N, C) array of the scores' dtype).
+    """
+    rows = np.arange(len(idx))
     # subtracting the max leaves the result unchanged and keeps exp() from overflowing
-    y = scores - top
+    y = np.subtract(scores, scores[rows, scores.argmax(axis=1)].reshape(-1, 1), out=out)
+    picked = y[rows, idx]  # the true class's shifted score: its log-softmax is picked - log(sum)
     np.exp(y, out=y)
-    y /= np.add.reduce(y, axis=1, keepdims=True)
-    return y, loss
+    sums = np.add.reduce(y, axis=1, keepdims=True)  # ≥ 1 (the max's exp is 1): the log is finite
+    y /= sums
+    loss = (np.add.reduce(np.log(sums, dtype=np.float64), axis=None) - np.add.reduce(picked, dtype=np.float64))
+    return y, float(loss / len(idx))
 
 
 def _row_max(x: np.ndarray) -> np.ndarray:

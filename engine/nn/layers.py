@@ -164,10 +164,14 @@ class SoftmaxWithLoss:
     name = "cross-entropy"
     function = staticmethod(softmax_cross_entropy)  # the loss from the scores, also used by evaluation
 
+    def __init__(self) -> None:
+        self._buffer = None  # the softmax of the last training batch, reused while the shape stays the same
+
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
         # the loss is exact (log-softmax), so backprop's (y - t)/N is the gradient of this very loss
         self._idx = to_indices(t).reshape(-1)
-        self._y, loss = softmax_and_cross_entropy(x, self._idx)
+        self._buffer = _scratch(self._buffer, x.shape, x.dtype if x.dtype.kind == "f" else np.float64)
+        self._y, loss = softmax_and_cross_entropy(x, self._idx, out=self._buffer)
         return loss
 
     def backward(self, dout: float = 1.0) -> np.ndarray:

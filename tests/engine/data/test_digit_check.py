@@ -215,6 +215,24 @@ def test_bad_probabilities_are_refused(mnist_test):
         check_digit(mnist_test[0][0], np.array([np.nan] * 10))
 
 
+def test_checking_the_same_drawing_again_measures_it_once(mnist_test, monkeypatch):
+    """While a network trains the bars are predicted again and again for one drawing: only the verdict is redone."""
+    reference = DigitReference(default_reference().arrays())
+    measured = []
+    measure = reference.measure
+    monkeypatch.setattr(reference, "measure", lambda images: measured.append(1) or measure(images))
+    first, second = mnist_test[0][0].reshape(28, 28), mnist_test[0][1].reshape(28, 28)
+    sure, torn = np.eye(10)[7], np.full(10, 0.1)
+    assert reference.check(first, sure) == reference.check(first.copy(), sure) and len(measured) == 1
+    assert reference.check(first, torn).network_unsure and len(measured) == 1  # new probabilities, same measures
+    changed = first.copy()
+    changed[14, 14] = 1.0 - changed[14, 14]
+    for image in (second, changed, first.astype(np.float64)):  # another drawing (or dtype) is measured afresh
+        before = len(measured)
+        assert reference.check(image, sure) == DigitReference(default_reference().arrays()).check(image, sure)
+        assert len(measured) == before + 1
+
+
 def test_the_check_costs_about_a_millisecond(mnist_test):
     images = mnist_test[0][:60]
     check_digit(images[0])  # loads the reference

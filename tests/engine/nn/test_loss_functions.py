@@ -44,8 +44,11 @@ def test_squared_error_from_scores_squares_the_probabilities():
 
 @pytest.mark.parametrize("layer, function", [(SoftmaxWithLoss, softmax_cross_entropy),
                                              (SoftmaxWithSquaredError, softmax_squared_error)])
-def test_the_loss_layers_return_the_functions_loss(layer, function):
+@pytest.mark.parametrize("dtype, rel", [(np.float32, 1e-6), (np.float64, 1e-13)])
+def test_the_loss_layers_return_the_functions_loss(layer, function, dtype, rel):
+    """Training's loss is the evaluation's, computed in the scores' precision (evaluation's is float64)."""
     rng = np.random.default_rng(2)
-    scores = rng.normal(0, 5, (16, 10)).astype(np.float32)
-    t = rng.integers(0, 10, 16)
-    assert layer().forward(scores.copy(), t) == function(scores, t)
+    for scale in (0.01, 5.0, 300.0):  # nearly uniform, typical, and probabilities that underflow to 0
+        scores = rng.normal(0, scale, (16, 10)).astype(dtype)
+        t = rng.integers(0, 10, 16)
+        assert layer().forward(scores.copy(), t) == pytest.approx(function(scores, t), rel=rel)
