@@ -226,23 +226,25 @@ def predict_latency(dtype, count: int) -> float:
 def probe_cost(spec: dict, candidates: list, x: np.ndarray, t: np.ndarray, repeat: int) -> tuple[float, float]:
     """(seconds of ``probe.choose`` over ``candidates``, seconds of evaluating ``x``), best of ``repeat``, same network."""
     from engine.nn.network import build_network
-    from engine.weightfiles.probe import choose
+    from engine.weightfiles.probe import Candidate, choose
 
     params = make_cnn(spec, seed=0, dtype=np.float64).params  # a book pickle holds float64 arrays
     params = {k: np.array(v) for k, v in params.items()}
 
-    def make(activation, scale):
+    def make(candidate: Candidate):
+        activation = candidate.activation
         layers = [({**layer, "type": activation} if activation and layer["type"] in ("relu", "sigmoid") else layer)
                   for layer in spec["layers"]]
-        return build_network({**spec, "layers": layers, "input_scale": scale}, params=params)
+        return build_network({**spec, "layers": layers, "input_scale": candidate.scale}, params=params)
 
+    candidates = [Candidate(activation, scale) for activation, scale in candidates]
     choose(candidates, make, None, [])  # warm-up: loads and caches the probe digits
     probe = evaluation = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         choose(candidates, make, None, [])
         probe = min(probe, time.perf_counter() - start)
-        net = make(*candidates[0])
+        net = make(candidates[0])
         start = time.perf_counter()
         net.evaluate(x, t)
         evaluation = min(evaluation, time.perf_counter() - start)

@@ -20,6 +20,8 @@ their answers), and candidates that share a first affine layer (an MLP read as s
 """
 from __future__ import annotations
 
+import math
+
 import threading
 from dataclasses import dataclass
 
@@ -58,7 +60,7 @@ def pixels_name(scale: float, shift: float = 0.0) -> str:
     known = {PIXELS_01: "[0,1]", PIXELS_255: "[0,255]", PIXELS_PLUS_MINUS_1: "[-1,1]",
              PIXELS_MNIST_NORMALISED: f"normalised (x-{MNIST_MEAN})/{MNIST_STD}"}
     for (s, c), name in known.items():
-        if np.isclose(scale, s, rtol=1e-6) and np.isclose(shift, c, rtol=1e-6, atol=1e-12):
+        if math.isclose(scale, s, rel_tol=1e-6) and math.isclose(shift, c, rel_tol=1e-6, abs_tol=1e-12):
             return name
     return f"[0,1]×{scale:g}" + (f"{shift:+g}" if shift else "")
 
@@ -159,8 +161,8 @@ def _predictions(network: Network, x: np.ndarray, shared: np.ndarray | None = No
 def _all_predictions(candidates: list, make, x: np.ndarray) -> list[np.ndarray | None]:
     """Each candidate's scores for the images ``x`` (None if any overflowed), computed as cheaply as they allow."""
     networks = [make(cand) for cand in candidates]
-    with one_thread():  # 500 images make small matrix products: extra BLAS threads only wait for each other
-        shared = _shared_product(networks, x)
+    shared = _shared_product(networks, x)  # 500×784 by 784×n: large enough for BLAS's threads to halve its time
+    with one_thread():  # what is left makes small matrix products: extra BLAS threads only wait for each other
         if shared is None:  # each candidate runs whole: in float32 (after the shared product, the rest is tiny)
             networks = [_float32(net) for net in networks]
         return [_predictions(net, x, shared) for net in networks]
@@ -233,7 +235,7 @@ def choose(candidates: list[Candidate], make, probe, notes: list[str],
         right, losses = [], []
         for cand, out in zip(candidates, _all_predictions(candidates, make, x)):
             right.append(np.zeros(len(t), dtype=bool) if out is None else out.argmax(axis=1) == t)
-            losses.append(_mean_loss(out, t))
+            losses.append(_mean_loss(out, t) if ties == "loss" else 0.0)  # only "loss" ties read them
             scores[cand.name()] = float(np.mean(right[-1]))
         method = f"accuracy on {len(x)} {what}"
     else:
