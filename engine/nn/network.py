@@ -84,9 +84,9 @@ class Network:
         self._flat_params = self._flat_grads = None
         flat = FlatParams.gather({name: layer.params[key] for name, layer, key in self._names})
         if flat is not None:  # the layers now keep views of one buffer: see FlatParams
-            self._flat_params, self._flat_grads = flat, FlatParams.gather(flat, zeros=True)
+            self._flat_params = flat
             for name, layer, key in self._names:
-                layer.params[key], layer.grads[key] = flat[name], self._flat_grads[name]
+                layer.params[key] = flat[name]
 
     def set_loss(self, loss: str) -> None:
         """Minimise ``loss`` from now on (a book-style weight file does not say which loss it was trained with)."""
@@ -199,6 +199,10 @@ class Network:
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> float:
         """Backprop: returns the loss and leaves the gradients in ``self.grads``."""
+        if self._flat_grads is None and self._flat_params is not None:  # on first use: most networks only predict
+            self._flat_grads = FlatParams.gather(self._flat_params, zeros=True)
+            for name, layer, key in self._names:
+                layer.grads[key] = self._flat_grads[name]
         loss = self.loss(x, t, train=True)
         dout = self.loss_layer.backward(1.0)
         for layer in reversed(self._running):

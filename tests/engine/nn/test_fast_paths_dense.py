@@ -268,6 +268,20 @@ def test_network_params_are_the_layers_own_arrays_and_views_of_one_buffer():
     np.testing.assert_array_equal(restored["W2"], params["W2"])
 
 
+def test_the_gradient_buffer_is_made_by_the_first_backprop_and_then_reused():
+    """A network that only predicts (an opened file, a probe candidate) holds no gradients; one that trains holds
+    them in one flat buffer, which every later step writes into."""
+    net = make_mlp([6, 4, 3], seed=0)
+    assert net.grads == {} and all(layer.grads == {} for layer in net.layers)
+    x, t = normal(5, 6, dtype=np.float32), rng.integers(0, 3, 5)
+    net.gradient(x, t)
+    grads = net.grads
+    assert isinstance(grads, FlatParams) and grads.layout == net.params.layout
+    assert all(np.shares_memory(a, grads.flat) for a in grads.values())
+    net.gradient(x[::-1].copy(), t[::-1].copy())
+    assert net.grads is grads and net.layers[0].grads["W"] is grads["W1"]
+
+
 # ----- the reference: the book's optimizers (Nesterov as engine.nn.optimizers documents it)
 
 
