@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.errors import DigitLabError
 
+from engine.nn import conv_rows
 from engine.nn.blas import one_thread
 from engine.nn.im2col import Scratch
 from engine.nn.initializers import init_weight
@@ -116,6 +117,11 @@ class Convolution(Layer):
         oh, ow = _check_image_shape("convolution", input_shape, c, k, self.stride, self.pad)
         return (int(f), oh, ow)
 
+    def _by_rows(self, x: np.ndarray, dx: bool = True) -> bool:
+        """Whether to convolve by whole rows (``engine.nn.conv_rows``: narrow images, few filters) or by im2col."""
+        f, _, k, _ = self.params["W"].shape
+        return conv_rows.pays(k, self.stride, x.shape[3] + 2 * self.pad, f, dx)
+
     def _scratch(self, x: np.ndarray, dtype) -> tuple[Scratch, np.ndarray, np.ndarray]:
         """(this call's scratch, images as (C, N, H, W), filters as an (F, C·k·k) matrix)."""
         W = self.params["W"]
@@ -130,6 +136,12 @@ class Convolution(Layer):
         if x.ndim != 4 or x.shape[1] != c:
             raise ConvError(f"convolution expects input (N, {c}, H, W), got shape {x.shape}")
         dtype = np.result_type(x.dtype, W.dtype)
+        if self._by_rows(x):
+            self.output_shape(x.shape[1:])  # ConvError when the window does not fit
+            out = conv_rows.forward(x.transpose(1, 0, 2, 3), W, b, self.pad, dtype)
+            if train:
+                self._x = x
+            return out.transpose(1, 0, 2, 3)
         scratch, xc, wmat = self._scratch(x, dtype)
         n, oh, ow = x.shape[0], scratch.oh, scratch.ow
         out = np.empty((f, n, oh, ow), dtype)
@@ -153,6 +165,14 @@ class Convolution(Layer):
         W, x = self.params["W"], self._x
         f = W.shape[0]
         dtype = np.result_type(x.dtype, W.dtype)
+        if self._by_rows(x, self.need_dx):  # the forward pass may have gone the other way: each pass chooses
+            _, oh, ow = self.output_shape(x.shape[1:])
+            dout = dout.reshape(len(x), f, oh, ow).transpose(1, 0, 2, 3)
+            dW, db, dx = conv_rows.backward(x.transpose(1, 0, 2, 3), W, dout, self.pad, self.need_dx, dtype)
+            np.copyto(_grad_buffer(self.grads, "W", W, dtype), dW)
+            np.copyto(_grad_buffer(self.grads, "b", self.params["b"], dtype), db)
+            self._x = None
+            return None if dx is None else dx.transpose(1, 0, 2, 3)
         scratch, xc, wmat = self._scratch(x, dtype)
         n = x.shape[0]
         # an affine layer above hands back flat rows; (F, N, oh, ow) is a view when dout kept the forward's layout

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import engine.nn.im2col as im2col
+from engine.nn import conv_rows
 from engine.nn.conv import Convolution, Dropout, Pooling
 
 TOL = 1e-5
@@ -93,6 +94,16 @@ def chunking(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["as chosen", "im2col only", "by rows when it can"])
+def path(request, monkeypatch):
+    """Run each test with the convolution's own choice of method, and again forcing each of the two."""
+    if request.param != "as chosen":
+        limit = 0 if request.param == "im2col only" else 1e9  # else: every stride-1 convolution
+        monkeypatch.setattr(conv_rows, "LIMIT", limit)
+        monkeypatch.setattr(conv_rows, "LIMIT_WITHOUT_DX", limit)
+    return request.param
+
+
 CONV_CASES = [  # (channels, filters, height, width, k, stride, pad): wide rows, narrow rows, strides, DeepConvNet's pads
     (1, 3, 9, 9, 3, 1, 0),
     (2, 4, 8, 7, 3, 1, 1),
@@ -107,7 +118,7 @@ CONV_CASES = [  # (channels, filters, height, width, k, stride, pad): wide rows,
 
 @pytest.mark.parametrize("c, f, h, w, k, stride, pad", CONV_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_convolution_matches_the_reference(chunking, c, f, h, w, k, stride, pad, dtype):
+def test_convolution_matches_the_reference(chunking, path, c, f, h, w, k, stride, pad, dtype):
     rng = np.random.default_rng(k * 100 + h)
     x = rng.standard_normal((5, c, h, w)).astype(dtype)
     W, b = rng.standard_normal((f, c, k, k)).astype(dtype), rng.standard_normal(f).astype(dtype)
@@ -129,7 +140,7 @@ def test_convolution_matches_the_reference(chunking, c, f, h, w, k, stride, pad,
             np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
 
 
-def test_a_first_layer_convolution_skips_dx_but_still_gets_its_gradients(chunking):
+def test_a_first_layer_convolution_skips_dx_but_still_gets_its_gradients(chunking, path):
     rng = np.random.default_rng(3)
     x, W, b = rng.standard_normal((6, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3)), rng.standard_normal(3)
     expected, col = ref_conv(x, W, b, 1, 1)
@@ -141,6 +152,45 @@ def test_a_first_layer_convolution_skips_dx_but_still_gets_its_gradients(chunkin
     assert layer.backward(dout) is None
     np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
+
+
+def test_a_first_layer_convolution_may_go_forward_by_im2col_and_backward_by_rows(monkeypatch):
+    """As SimpleConvNet's first layer does: each pass chooses its method, and the two agree."""
+    monkeypatch.setattr(conv_rows, "LIMIT", 0)
+    monkeypatch.setattr(conv_rows, "LIMIT_WITHOUT_DX", 1e9)
+    rng = np.random.default_rng(5)
+    x, W, b = rng.standard_normal((4, 1, 9, 9)), rng.standard_normal((3, 1, 5, 5)), rng.standard_normal(3)
+    expected, col = ref_conv(x, W, b, 1, 2)
+    dout = rng.standard_normal(expected.shape)
+    _, dW_ref, db_ref = ref_conv_backward(dout, x, W, col, 1, 2)
+    layer = Convolution(W, b, 1, 2)
+    layer.need_dx = False
+    assert not layer._by_rows(x) and layer._by_rows(x, dx=False)
+    np.testing.assert_allclose(layer.forward(x, train=True), expected, rtol=TOL, atol=TOL)
+    assert layer.backward(dout) is None
+    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
+
+
+def test_which_convolutions_go_by_rows():
+    """The choice the measurements in engine.nn.conv_rows give: LeNet's 5×5 convolutions by rows both ways,
+    SimpleConvNet's first layer forward by im2col and backward by rows, DeepConvNet's 3×3 ones by im2col (but for
+    its first layer's backward, which takes about as long either way)."""
+    from engine.nn.models import CNN_SPECS, make_cnn
+
+    def choices(name):
+        net = make_cnn(CNN_SPECS[name](), seed=0)
+        shape, out = net.input_shape, []
+        for layer in net.layers:
+            if isinstance(layer, Convolution):
+                x = np.zeros((2,) + tuple(shape), np.float32)
+                out.append((layer._by_rows(x), layer._by_rows(x, layer.need_dx)))
+            shape = layer.output_shape(shape)
+        return out
+
+    assert choices("lenet") == [(True, True), (True, True)]
+    assert choices("simple-convnet") == [(False, True)]
+    assert choices("deep-convnet") == [(False, True)] + [(False, False)] * 5
 
 
 def test_convolution_writes_gradients_into_the_arrays_the_network_hands_it():
