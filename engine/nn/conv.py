@@ -117,10 +117,10 @@ class Convolution(Layer):
         oh, ow = _check_image_shape("convolution", input_shape, c, k, self.stride, self.pad)
         return (int(f), oh, ow)
 
-    def _by_rows(self, x: np.ndarray, dx: bool = True) -> bool:
-        """Whether to convolve by whole rows (``engine.nn.conv_rows``: narrow images, few filters) or by im2col."""
-        f, _, k, _ = self.params["W"].shape
-        return conv_rows.pays(k, self.stride, x.shape[3] + 2 * self.pad, f, dx)
+    def _by_rows(self, x: np.ndarray) -> bool:
+        """Whether to convolve by rows (``engine.nn.conv_rows``: small filter banks) or by im2col."""
+        f, c, k, _ = self.params["W"].shape
+        return conv_rows.pays(c, k, self.stride, x.shape[3] + 2 * self.pad - k + 1, f)
 
     def _scratch(self, x: np.ndarray, dtype) -> tuple[Scratch, np.ndarray, np.ndarray]:
         """(this call's scratch, images as (C, N, H, W), filters as an (F, C·k·k) matrix)."""
@@ -165,7 +165,7 @@ class Convolution(Layer):
         W, x = self.params["W"], self._x
         f = W.shape[0]
         dtype = np.result_type(x.dtype, W.dtype)
-        if self._by_rows(x, self.need_dx):  # the forward pass may have gone the other way: each pass chooses
+        if self._by_rows(x):
             _, oh, ow = self.output_shape(x.shape[1:])
             dout = dout.reshape(len(x), f, oh, ow).transpose(1, 0, 2, 3)
             dW, db, dx = conv_rows.backward(x.transpose(1, 0, 2, 3), W, dout, self.pad, self.need_dx, dtype)

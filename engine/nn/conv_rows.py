@@ -1,103 +1,122 @@
-"""Convolution of narrow images by whole rows: k copied rows per output row instead of k·k copied windows.
+"""Convolution by rows of a few columns: k stacked input rows times a band matrix, instead of k·k copied windows.
 
 im2col copies every k×k window: 25 times the input for a 5×5 filter, and col2im adds 25 shifted
-copies back. When the (padded) image is narrow, there is a cheaper way round. Stack, for each
-output row y, the k input rows y … y+k-1 of every channel: ``rows`` is (N·oh, k·C·Wp), only k
-times the input. A filter row ``W[f, c, a, :]`` slid along a row of width Wp is a band matrix,
-so the whole convolution is one matrix product ``rows @ band``, with ``band`` (k·C·Wp, F·ow)
-holding ``W[f, c, a, x' - x]`` at ((a, c, x'), (f, x)) for 0 ≤ x' - x < k and zero elsewhere:
+copies back. There is a cheaper way round for small filters banks. Cut each output row into
+blocks of B columns; the block needs the B + k - 1 input columns under it, in each of the k input
+rows it reads. Stack those: ``rows`` is (N·oh·blocks, k·C·(B+k-1)), about k·(B+k-1)/B times the
+input instead of k·k times. A filter row ``W[f, c, a, :]`` slid along B+k-1 columns is a band
+matrix, so the whole convolution is one matrix product ``rows @ band``, with ``band``
+(k·C·(B+k-1), F·B) holding ``W[f, c, a, j - x]`` at ((a, c, j), (f, x)) for 0 ≤ j - x < k:
 
-    out[n, f, y, x] = Σ_{a, c, x'} rows[(n, y), (a, c, x')] · band[(a, c, x'), (f, x)]
+    out[n, f, y, block·B + x] = Σ_{a, c, j} rows[(n, y, block), (a, c, j)] · band[(a, c, j), (f, x)]
 
-Backward is two more products of the same shapes: ``rowsᵀ @ dout`` whose band diagonals sum to
-dW, and ``dout @ bandᵀ``, whose k row blocks, shifted by a, add up to dx (k adds, not k·k).
+Backward is two more products of the same shapes: ``rowsᵀ @ dout``, whose band diagonals sum to
+dW, and ``dout @ bandᵀ``, whose pieces, shifted by a and by block, add up to dx (2k adds, not k·k).
 
-The band matrix is mostly zeros: this does Wp/k times the arithmetic of im2col, in three large
-products BLAS runs at full speed, over a fraction of the memory. Which pays depends on that extra
-arithmetic per output value, (Wp/k)·F: measured on a 2-core machine (batches of 50 and 100),
-LeNet's two 5×5 convolutions (28/5·8 = 45 and 12/5·16 = 38) run forward and backward in half
-the time or less; SimpleConvNet's first layer (28/5·30 = 168) runs forward 20% slower and its
-backward (no dx to compute) 16% faster; DeepConvNet's 3×3 convolutions (160 to 192) run 1.5 to 3
-times slower, but for its first layer's backward (no dx), as fast either way. Hence the two limits
-below. Stride 1 only.
+The band is mostly zeros: this does (B+k-1)/k times the arithmetic of im2col, in three large
+products BLAS runs at full speed over a fraction of the memory. Which way pays depends on that
+extra arithmetic and on how many filters share it, ``(B+k-1)/k · F``, and on im2col's own product
+(C·k·k long), which is efficient only when long. Measured on a 2-core machine with batches of 50
+and 100, forward / backward against im2col: LeNet's first 5×5 convolution (extra arithmetic 19)
+0.57 / 0.51 of the time, its second (38) 0.47 / 0.66; SimpleConvNet's (72) about the same either way
+(0.9 to 1.1 over several runs), so it keeps im2col; DeepConvNet's 3×3 convolutions on 16 or 32
+channels 1.1 to 2.2 times slower (its first, on one channel, faster with whole rows for blocks, but
+it is a small part of that network's time), so 3×3 filters keep im2col. Stride 1 only.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-LIMIT = 100  # rows when the band's extra arithmetic (Wp/k)·F is at most this, else im2col …
-LIMIT_WITHOUT_DX = 170  # … or this, for a backward pass without dx (a first layer: only dW and db)
+LIMIT = 60  # by rows when the band's extra arithmetic (B+k-1)/k · F is at most this …
+MAX_DEPTH = 200  # … im2col's product is at most this long (C·k·k): longer ones run near BLAS's full speed …
+MIN_K = 5  # … and the filters are at least this wide: a 3×3 window is copied only 9 times, and its rows are short
+MIN_BLOCK_PER_K = 1.5  # blocks at least this many filter widths wide: narrower ones copy more than they save
 
 
-def pays(k: int, stride: int, padded_width: int, filters: int, dx: bool = True) -> bool:
-    """Whether a convolution runs faster by rows than by im2col: forward, or backward with or without ``dx``."""
-    return stride == 1 and padded_width / k * filters <= (LIMIT if dx else LIMIT_WITHOUT_DX)
+def block_width(k: int, ow: int) -> int:
+    """The block width B for ``ow`` output columns: the narrowest divisor of ow at least 1.5 k wide (else ow)."""
+    return next((b for b in range(1, ow + 1) if ow % b == 0 and b >= MIN_BLOCK_PER_K * k), ow)
 
 
-def _padded(xc: np.ndarray, pad: int) -> np.ndarray:
-    """The images (C, N, H, W) with ``pad`` zeros around each (a view when there are none)."""
-    if not pad:
-        return xc
-    c, n, h, w = xc.shape
-    xp = np.zeros((c, n, h + 2 * pad, w + 2 * pad), xc.dtype)
-    xp[:, :, pad:pad + h, pad:pad + w] = xc
-    return xp
+def pays(channels: int, k: int, stride: int, ow: int, filters: int) -> bool:
+    """Whether a convolution runs faster by rows than by im2col."""
+    if stride != 1 or k < MIN_K or channels * k * k > MAX_DEPTH:
+        return False
+    return (block_width(k, ow) + k - 1) / k * filters <= LIMIT
 
 
-def _rows(xp: np.ndarray, k: int, oh: int) -> np.ndarray:
-    """(N·oh, k·C·Wp): for each image and output row y, input rows y … y+k-1 of every channel, side by side."""
-    c, n, _, wp = xp.shape
-    sc, sn, sh, sw = xp.strides
-    view = as_strided(xp, (n, oh, k, c, wp), (sn, sh, sh, sc, sw), writeable=False)
-    return np.ascontiguousarray(view).reshape(n * oh, k * c * wp)
+class _Shape:
+    """The sizes one call works with: images (C, N, H, W), ``pad``, the filters' k, the block width."""
 
+    def __init__(self, x_shape: tuple, k: int, pad: int) -> None:
+        self.c, self.n, self.h, self.w = x_shape
+        self.k, self.pad = k, pad
+        self.hp, wp = self.h + 2 * pad, self.w + 2 * pad
+        self.oh, self.ow = self.hp - k + 1, wp - k + 1
+        self.block = block_width(k, self.ow)  # ≥ k - 1 (or all of ow): a block's input overlaps only the next one's
+        self.blocks = self.ow // self.block
+        self.span = self.block + k - 1  # input columns a block reads
 
-def _diagonals(band: np.ndarray, k: int, ow: int) -> np.ndarray:
-    """A view of ``band`` (k, C, Wp, F, ow) as (k, C, k, F, ow): [a, c, b, f, x] is band[a, c, x + b, f, x]."""
-    sa, sc, sx_in, sf, sx_out = band.strides
-    a, c, _, f, _ = band.shape
-    return as_strided(band, (a, c, k, f, ow), (sa, sc, sx_in, sf, sx_in + sx_out))
+    def padded(self, xc: np.ndarray) -> np.ndarray:
+        """The images with ``pad`` zeros around each (a view when there are none)."""
+        if not self.pad:
+            return xc
+        p = self.pad
+        xp = np.zeros((self.c, self.n, self.hp, self.w + 2 * p), xc.dtype)
+        xp[:, :, p:p + self.h, p:p + self.w] = xc
+        return xp
 
+    def rows(self, xp: np.ndarray) -> np.ndarray:
+        """(N·oh·blocks, k·C·span): for each image, output row and block, the input it reads, one copy."""
+        sc, sn, sh, sw = xp.strides
+        shape = (self.n, self.oh, self.blocks, self.k, self.c, self.span)
+        view = as_strided(xp, shape, (sn, sh, self.block * sw, sh, sc, sw), writeable=False)
+        return np.ascontiguousarray(view).reshape(-1, self.k * self.c * self.span)
 
-def _band(W: np.ndarray, wp: int, ow: int, dtype) -> np.ndarray:
-    """(k·C·Wp, F·ow): W[f, c, a, x' - x] at ((a, c, x'), (f, x)) for 0 ≤ x' - x < k, else 0."""
-    f, c, k, _ = W.shape
-    band = np.zeros((k, c, wp, f, ow), dtype)
-    _diagonals(band, k, ow)[...] = W.transpose(2, 1, 3, 0)[..., None].astype(dtype, copy=False)
-    return band.reshape(k * c * wp, f * ow)
+    def diagonals(self, band: np.ndarray) -> np.ndarray:
+        """A view of ``band`` (k, C, span, F, B) as (k, C, k, F, B): [a, c, b, f, x] is band[a, c, x + b, f, x]."""
+        sa, sc, sj, sf, sx = band.strides
+        return as_strided(band, band.shape[:2] + (self.k,) + band.shape[3:], (sa, sc, sj, sf, sj + sx))
+
+    def band(self, W: np.ndarray, dtype) -> np.ndarray:
+        """(k·C·span, F·B): W[f, c, a, j - x] at ((a, c, j), (f, x)) for 0 ≤ j - x < k, else 0."""
+        f = W.shape[0]
+        band = np.zeros((self.k, self.c, self.span, f, self.block), dtype)
+        self.diagonals(band)[...] = W.transpose(2, 1, 3, 0)[..., None].astype(dtype, copy=False)
+        return band.reshape(-1, f * self.block)
 
 
 def forward(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype) -> np.ndarray:
     """The convolution of images ``xc`` (C, N, H, W) as (F, N, oh, ow), bias added."""
-    f, _, k, _ = W.shape
-    xp = _padded(xc, pad)
-    n, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
-    oh, ow = hp - k + 1, wp - k + 1
-    products = _rows(xp, k, oh) @ _band(W, wp, ow, dtype)  # (N·oh, F·ow)
-    out = np.empty((f, n, oh, ow), dtype)
-    np.add(products.reshape(n, oh, f, ow).transpose(2, 0, 1, 3), b.astype(dtype, copy=False).reshape(f, 1, 1, 1),
-           out=out)
+    s, f = _Shape(xc.shape, W.shape[2], pad), W.shape[0]
+    products = s.rows(s.padded(xc)) @ s.band(W, dtype)  # (N·oh·blocks, F·B)
+    out = np.empty((f, s.n, s.oh, s.ow), dtype)
+    np.add(products.reshape(s.n, s.oh, s.blocks, f, s.block).transpose(3, 0, 1, 2, 4),
+           b.astype(dtype, copy=False).reshape(f, 1, 1, 1, 1), out=out.reshape(f, s.n, s.oh, s.blocks, s.block))
     return out
 
 
 def backward(xc: np.ndarray, W: np.ndarray, dout: np.ndarray, pad: int, need_dx: bool, dtype):
     """(dW, db, dx (C, N, H, W) or None) for images ``xc`` (C, N, H, W) and output gradient ``dout`` (F, N, oh, ow)."""
-    f, c, k, _ = W.shape
-    xp = _padded(xc, pad)
-    n, hp, wp = xp.shape[1], xp.shape[2], xp.shape[3]
-    oh, ow = hp - k + 1, wp - k + 1
-    d = np.ascontiguousarray(dout.transpose(1, 2, 0, 3), dtype=dtype).reshape(n * oh, f * ow)
+    s, f = _Shape(xc.shape, W.shape[2], pad), W.shape[0]
+    d = np.empty((s.n, s.oh, s.blocks, f, s.block), dtype)
+    np.copyto(d, dout.reshape(f, s.n, s.oh, s.blocks, s.block).transpose(1, 2, 3, 0, 4))
+    d = d.reshape(-1, f * s.block)
     db = dout.sum(axis=(1, 2, 3), dtype=dtype)
-    grads = (_rows(xp, k, oh).T @ d).reshape(k, c, wp, f, ow)
-    dW = _diagonals(grads, k, ow).sum(axis=-1).transpose(3, 1, 0, 2)  # summed along each band diagonal
+    grads = (s.rows(s.padded(xc)).T @ d).reshape(s.k, s.c, s.span, f, s.block)
+    dW = s.diagonals(grads).sum(axis=-1).transpose(3, 1, 0, 2)  # summed along each band diagonal
     if not need_dx:
         return dW, db, None
-    spread = (d @ _band(W, wp, ow, dtype).T).reshape(n, oh, k, c, wp)
-    dxp = np.zeros((n, hp, c, wp), dtype)
-    for a in range(k):  # output row y got input row y + a through filter row a
-        dxp[:, a:a + oh] += spread[:, :, a]
-    h, w = hp - 2 * pad, wp - 2 * pad
-    dx = np.empty((c, n, h, w), dtype)
-    np.copyto(dx, dxp[:, pad:pad + h, :, pad:pad + w].transpose(2, 0, 1, 3))
+    spread = (d @ s.band(W, dtype).T).reshape(s.n, s.oh, s.blocks, s.k, s.c, s.span)
+    dxp = np.zeros((s.n, s.hp, s.c, s.w + 2 * pad), dtype)
+    sn, sh, sc, sw = dxp.strides
+    for a in range(s.k):  # output row y read input row y + a through filter row a
+        target = dxp[:, a:a + s.oh]
+        head = as_strided(target, (s.n, s.oh, s.blocks, s.c, s.block), (sn, sh, s.block * sw, sc, sw))
+        head += spread[:, :, :, a, :, :s.block]  # each block's own columns: the blocks do not overlap there
+        tail = as_strided(target[..., s.block:], (s.n, s.oh, s.blocks, s.c, s.k - 1), (sn, sh, s.block * sw, sc, sw))
+        tail += spread[:, :, :, a, :, s.block:]  # the k-1 columns a block shares with the next one
+    dx = np.empty((s.c, s.n, s.h, s.w), dtype)
+    np.copyto(dx, dxp[:, pad:pad + s.h, :, pad:pad + s.w].transpose(2, 0, 1, 3))
     return dW, db, dx

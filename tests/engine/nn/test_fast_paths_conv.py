@@ -100,7 +100,8 @@ def path(request, monkeypatch):
     if request.param != "as chosen":
         limit = 0 if request.param == "im2col only" else 1e9  # else: every stride-1 convolution
         monkeypatch.setattr(conv_rows, "LIMIT", limit)
-        monkeypatch.setattr(conv_rows, "LIMIT_WITHOUT_DX", limit)
+        monkeypatch.setattr(conv_rows, "MAX_DEPTH", limit)
+        monkeypatch.setattr(conv_rows, "MIN_K", 0 if limit else 1e9)
     return request.param
 
 
@@ -113,6 +114,8 @@ CONV_CASES = [  # (channels, filters, height, width, k, stride, pad): wide rows,
     (2, 3, 9, 8, 3, 2, 1),
     (2, 2, 8, 8, 2, 2, 0),
     (3, 2, 5, 5, 1, 1, 0),
+    (1, 3, 28, 28, 5, 1, 0),  # by rows in three blocks of 8 columns, as LeNet's first layer
+    (2, 3, 8, 18, 5, 1, 2),  # by rows in two blocks of 9, padded
 ]
 
 
@@ -154,28 +157,9 @@ def test_a_first_layer_convolution_skips_dx_but_still_gets_its_gradients(chunkin
     np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
 
 
-def test_a_first_layer_convolution_may_go_forward_by_im2col_and_backward_by_rows(monkeypatch):
-    """As SimpleConvNet's first layer does: each pass chooses its method, and the two agree."""
-    monkeypatch.setattr(conv_rows, "LIMIT", 0)
-    monkeypatch.setattr(conv_rows, "LIMIT_WITHOUT_DX", 1e9)
-    rng = np.random.default_rng(5)
-    x, W, b = rng.standard_normal((4, 1, 9, 9)), rng.standard_normal((3, 1, 5, 5)), rng.standard_normal(3)
-    expected, col = ref_conv(x, W, b, 1, 2)
-    dout = rng.standard_normal(expected.shape)
-    _, dW_ref, db_ref = ref_conv_backward(dout, x, W, col, 1, 2)
-    layer = Convolution(W, b, 1, 2)
-    layer.need_dx = False
-    assert not layer._by_rows(x) and layer._by_rows(x, dx=False)
-    np.testing.assert_allclose(layer.forward(x, train=True), expected, rtol=TOL, atol=TOL)
-    assert layer.backward(dout) is None
-    np.testing.assert_allclose(layer.grads["W"], dW_ref, rtol=TOL, atol=TOL)
-    np.testing.assert_allclose(layer.grads["b"], db_ref, rtol=TOL, atol=TOL)
-
-
 def test_which_convolutions_go_by_rows():
-    """The choice the measurements in engine.nn.conv_rows give: LeNet's 5×5 convolutions by rows both ways,
-    SimpleConvNet's first layer forward by im2col and backward by rows, DeepConvNet's 3×3 ones by im2col (but for
-    its first layer's backward, which takes about as long either way)."""
+    """The choice the measurements in engine.nn.conv_rows give: LeNet's 5×5 convolutions by rows, SimpleConvNet's
+    (30 filters) and DeepConvNet's 3×3 ones by im2col."""
     from engine.nn.models import CNN_SPECS, make_cnn
 
     def choices(name):
@@ -183,14 +167,34 @@ def test_which_convolutions_go_by_rows():
         shape, out = net.input_shape, []
         for layer in net.layers:
             if isinstance(layer, Convolution):
-                x = np.zeros((2,) + tuple(shape), np.float32)
-                out.append((layer._by_rows(x), layer._by_rows(x, layer.need_dx)))
+                out.append(layer._by_rows(np.zeros((2,) + tuple(shape), np.float32)))
             shape = layer.output_shape(shape)
         return out
 
-    assert choices("lenet") == [(True, True), (True, True)]
-    assert choices("simple-convnet") == [(False, True)]
-    assert choices("deep-convnet") == [(False, True)] + [(False, False)] * 5
+    assert choices("lenet") == [True, True]
+    assert choices("simple-convnet") == [False]
+    assert choices("deep-convnet") == [False] * 6
+
+
+@pytest.mark.parametrize("k, ow, block", [(5, 24, 8), (5, 8, 8), (3, 28, 7), (3, 7, 7), (5, 13, 13), (1, 6, 2)])
+def test_rows_are_cut_into_blocks_of_a_divisor_of_the_width_at_least_one_and_a_half_filters_wide(k, ow, block):
+    assert conv_rows.block_width(k, ow) == block
+
+
+@pytest.mark.parametrize("block", [2, 4, 8])
+def test_every_block_width_gives_the_reference(monkeypatch, block):
+    """Blocks whose input overlaps the next block's by k - 1 columns (as wide as a block, or less) add up right."""
+    monkeypatch.setattr(conv_rows, "block_width", lambda k, ow: block)
+    rng = np.random.default_rng(block)
+    x, W, b = rng.standard_normal((3, 2, 8, 8)), rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
+    expected, col = ref_conv(x, W, b, 1, 1)  # 8 wide padded to 10: 8 output columns in 4, 2 or 1 blocks
+    dout = rng.standard_normal(expected.shape)
+    dx_ref, dW_ref, db_ref = ref_conv_backward(dout, x, W, col, 1, 1)
+    out = conv_rows.forward(x.transpose(1, 0, 2, 3), W, b, 1, np.float64)
+    np.testing.assert_allclose(out.transpose(1, 0, 2, 3), expected, rtol=1e-12, atol=1e-12)
+    dW, db, dx = conv_rows.backward(x.transpose(1, 0, 2, 3), W, dout.transpose(1, 0, 2, 3), 1, True, np.float64)
+    for got, want in ((dW, dW_ref), (db, db_ref), (dx.transpose(1, 0, 2, 3), dx_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_convolution_writes_gradients_into_the_arrays_the_network_hands_it():
