@@ -30,8 +30,15 @@ log = logging.getLogger(__name__)
 QUIT_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s is not None)
 
 
+# A training thread holds Python's GIL between its NumPy calls; a thread asking for it gets it after at most this
+# long (Python's default is 5 ms). A redraw of the loss plot takes the GIL back many times: with 5 ms waits, a
+# 15 ms redraw could hold the event loop up for 40-50 ms while training ran.
+GIL_SWITCH_SECONDS = 0.001
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication (reused if one exists), named so QSettings finds "DigitLab"/"DigitLab"."""
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(sys.argv if argv is None else [sys.argv[0], *argv]))

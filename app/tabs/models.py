@@ -83,7 +83,8 @@ class ModelsPage(QWidget):
         session.weightsUpdated.connect(self._predict_when_shown)  # the network being trained learned more
         session.modelsChanged.connect(self.refresh)
         session.canvasImageChanged.connect(self.set_image)  # the main window's preprocessed drawing
-        session.datasetChanged.connect(lambda _dataset: self._predict_when_shown())  # digits or not: check the drawing or not
+        # digits or not: check the drawing against real digits or not
+        session.datasetChanged.connect(lambda _dataset: self._predict_when_shown())
         weightfiles.modelAdded.connect(self._model_added)
         weightfiles.loadFailed.connect(
             lambda path, exc: self.status.set_verdict(f"Could not open {line(Path(path).name, 80)}.", "error",

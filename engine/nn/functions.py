@@ -96,7 +96,8 @@ def softmax_cross_entropy(scores: np.ndarray, t: np.ndarray) -> float:
     return _mean_log_softmax_loss(s, _row_max(s), to_indices(t).reshape(-1))
 
 
-def softmax_and_cross_entropy(scores: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def softmax_and_cross_entropy(scores: np.ndarray, idx: np.ndarray,
+                              out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """(``softmax(scores)``, mean cross-entropy against ``idx``) of a batch (N, C), in as few steps as possible.
 
     The softmax is bit for bit ``softmax(scores)``; the loss is ``softmax_cross_entropy``'s log-softmax
@@ -110,7 +111,7 @@ def softmax_and_cross_entropy(scores: np.ndarray, idx: np.ndarray, out: np.ndarr
     np.exp(y, out=y)
     sums = np.add.reduce(y, axis=1, keepdims=True)  # ≥ 1 (the max's exp is 1): the log is finite
     y /= sums
-    loss = (np.add.reduce(np.log(sums, dtype=np.float64), axis=None) - np.add.reduce(picked, dtype=np.float64))
+    loss = np.add.reduce(np.log(sums, dtype=np.float64), axis=None) - np.add.reduce(picked, dtype=np.float64)
     return y, float(loss / len(idx))
 
 

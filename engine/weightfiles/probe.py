@@ -21,7 +21,6 @@ their answers), and candidates that share a first affine layer (an MLP read as s
 from __future__ import annotations
 
 import math
-
 import threading
 from dataclasses import dataclass
 
