@@ -1,7 +1,7 @@
 """Convolution by rows of a few columns: k stacked input rows times a band matrix, instead of k·k copied windows.
 
 im2col copies every k×k window: 25 times the input for a 5×5 filter, and col2im adds 25 shifted
-copies back. There is a cheaper way round for small filters banks. Cut each output row into
+copies back. There is a cheaper way round for small filter banks. Cut each output row into
 blocks of B columns; the block needs the B + k - 1 input columns under it, in each of the k input
 rows it reads. Stack those: ``rows`` is (N·oh·blocks, k·C·(B+k-1)), about k·(B+k-1)/B times the
 input instead of k·k times. A filter row ``W[f, c, a, :]`` slid along B+k-1 columns is a band
