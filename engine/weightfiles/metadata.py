@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import numpy as np
 
@@ -22,19 +21,48 @@ from engine.weightfiles.pickle_scan import short_error
 MAX_JSON_DEPTH = 32  # DigitLab writes 4 levels (metadata > spec > layers > layer); json.loads recurses
 MAX_NUMBER_CHARS = 40  # digits of one number: int("9" * 10**6) alone takes seconds
 MAX_SHOWN_ITEMS = 100  # entries of one list or object shown by inspect
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_OPEN, _CLOSE = np.array([ord("["), ord("{")], np.uint8), np.array([ord("]"), ord("}")], np.uint8)
+_DEPTH_CHUNK = 1 << 22  # bytes counted at a time: a 100 MB header costs a few chunks' arrays, not 8 bytes a byte
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
 
 
 class _BadNumber(WeightFileError):
     pass
 
 
-def json_depth(text: str) -> int:
-    """How deeply arrays and objects nest in JSON ``text``, counted without parsing (strings skipped)."""
-    codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), np.uint8)
-    steps = np.isin(codes, _OPEN).astype(np.int64) - np.isin(codes, _CLOSE)
-    return int(np.cumsum(steps).max(initial=0))
+def json_depth(text: str | bytes) -> int:
+    """How deeply arrays and objects nest in JSON ``text`` (str, or bytes not yet decoded), counted without parsing.
+
+    Brackets inside string literals do not count; a quote after an odd number of backslashes does not end one.
+    The text is read a chunk at a time, carrying over whether a string is open and the backslashes just before,
+    so the arrays stay a few times the chunk whatever the text holds (``json.loads`` reads the same strings up to
+    the first thing that is not JSON, and goes no further: nothing past it can nest it deeper).
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    codes = np.frombuffer(data, np.uint8)
+    depth = deepest = 0
+    inside, backslashes = 0, 0  # a string open at the chunk's start; backslashes that ended the last chunk
+    for start in range(0, len(codes), _DEPTH_CHUNK):
+        chunk = codes[start:start + _DEPTH_CHUNK]
+        where = np.arange(len(chunk))
+        # for each position, the last one at or before it that is not a backslash (-1: none in this chunk)
+        last_other = np.maximum.accumulate(np.where(chunk == _BACKSLASH, -1, where))
+        quotes = np.flatnonzero(chunk == _QUOTE)
+        before = np.where(quotes > 0, last_other[np.maximum(quotes - 1, 0)], -1)
+        run = quotes - 1 - before + np.where(before < 0, backslashes, 0)  # backslashes just before each quote
+        toggles = np.zeros(len(chunk), np.int8)
+        toggles[quotes[run % 2 == 0]] = 1  # an unescaped quote opens or closes a string
+        in_string = (np.cumsum(toggles, dtype=np.int64) + inside) % 2 == 1
+        steps = (chunk == ord("[")).astype(np.int32)
+        steps += chunk == ord("{")
+        steps -= chunk == ord("]")
+        steps -= chunk == ord("}")
+        steps[in_string] = 0
+        running = np.cumsum(steps, dtype=np.int32)  # |value| <= chunk length: int32 cannot overflow
+        deepest = max(deepest, depth + int(running.max()))
+        depth += int(running[-1])
+        inside = int(in_string[-1])
+        backslashes = len(chunk) - 1 - int(last_other[-1]) + (backslashes if last_other[-1] < 0 else 0)
+    return deepest
 
 
 def _parse_int(text: str) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 from engine.errors import WeightFileError
 from engine.util import printable
 from engine.weightfiles.pickle_objects import StandIn
+from engine.weightfiles.metadata import json_depth
 from engine.weightfiles.pickle_scan import short_error
 
 MAX_JSON_BYTES = 256 << 20  # a 784-30-10 network2 file is ~0.5 MB; 256 MB holds ~12 million weights
@@ -30,7 +31,6 @@ MAX_JSON_QUOTES = 10_000  # network2 writes 5 strings (4 keys and the cost's nam
 MAX_LAYERS = 1_000  # Nielsen's networks have 2-4 layers
 NETWORK2_COSTS = ("CrossEntropyCost", "QuadraticCost")
 NETWORK2_KEYS = (b'"sizes"', b'"weights"', b'"biases"', b'"cost"')  # Python 2's json.dump may write any first
-_DEPTH_CHUNK = 1 << 24  # bytes counted at a time (the running sum is int32: 64 MB per chunk)
 _UTF8_BOM = b"\xef\xbb\xbf"
 _NOTE = ("weights (out, in) transposed to DigitLab's (in, out), biases (out, 1) flattened; sigmoid units on "
          "every layer; the outputs are sigmoids, DigitLab reads the values before the last sigmoid as scores "
@@ -150,55 +150,14 @@ def is_network2_json(data: bytes) -> bool:
     return head.startswith(b"{") and head[1:].lstrip().startswith(NETWORK2_KEYS)
 
 
-def _string_spans(data: bytes) -> list[tuple[int, int]]:
-    """Where the string literals are: one pass over the (few) quote characters, escapes honoured."""
-    quotes = data.count(b'"')
-    if quotes > MAX_JSON_QUOTES:
-        raise WeightFileError(f"{quotes:,} quote characters (network2.py writes 10)")
-    spans, start, pos = [], None, data.find(b'"')
-    while pos >= 0:
-        if start is None:  # outside a string every quote opens one (escapes exist only inside strings)
-            start = pos
-        else:
-            first = pos
-            while data[first - 1] == 0x5C:  # the backslashes just before; an odd number escapes the quote
-                first -= 1
-            if (pos - first) % 2 == 0:
-                spans.append((start, pos + 1))
-                start = None
-        pos = data.find(b'"', pos + 1)
-    if start is not None:  # an unterminated string runs to the end (json.loads will say so)
-        spans.append((start, len(data)))
-    return spans
-
-
-def _json_depth(data: bytes) -> int:
-    """How deeply [ and { nest, counted on bytes without parsing (brackets in strings left out), chunk by chunk."""
-    spans = _string_spans(data)
-    depth = deepest = 0
-    for start in range(0, len(data), _DEPTH_CHUNK):
-        codes = np.frombuffer(data, np.uint8, count=min(_DEPTH_CHUNK, len(data) - start), offset=start)
-        steps = (codes == ord("[")).astype(np.int32)
-        steps += codes == ord("{")
-        steps -= codes == ord("]")
-        steps -= codes == ord("}")
-        for a, b in spans:
-            if a < start + len(codes) and b > start:
-                steps[max(a - start, 0):b - start] = 0
-        running = np.cumsum(steps, dtype=np.int32)  # |value| <= chunk length: int32 cannot overflow
-        deepest = max(deepest, depth + int(running.max(initial=0)))
-        depth += int(running[-1])
-    return deepest
-
-
 def _parse_json(data: bytes, where: str):
     bad = f"{where}: not a readable network2.py JSON file"
     if len(data) > MAX_JSON_BYTES:
         raise WeightFileError(f"{bad} ({len(data):,} bytes; at most {MAX_JSON_BYTES:,})")
-    try:
-        depth = _json_depth(data)
-    except WeightFileError as exc:
-        raise WeightFileError(f"{bad} ({exc})") from None
+    quotes = data.count(b'"')
+    if quotes > MAX_JSON_QUOTES:
+        raise WeightFileError(f"{bad} ({quotes:,} quote characters; network2.py writes 10)")
+    depth = json_depth(data)
     if depth > MAX_JSON_DEPTH:
         raise WeightFileError(f"{bad} (nested {depth:,} levels deep; network2.py writes 4)")
     values = data.count(b",") + data.count(b"[")  # >= the number of list items (each list: commas + 1)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine.weightfiles.metadata as metadata
 import engine.weightfiles.nielsen as nielsen
 from engine.errors import WeightFileError
 from engine.nn.network import build_network, mlp_spec
@@ -298,9 +299,9 @@ def test_recursion_in_the_json_parser_is_caught_if_the_depth_limit_is_lifted(mon
 
 
 def test_depth_is_counted_across_chunks(monkeypatch):
-    monkeypatch.setattr(nielsen, "_DEPTH_CHUNK", 7)
-    assert nielsen._json_depth(b'{"a": "[[[[", "b": [[[[1]]], [2]]}') == 5
-    assert nielsen._json_depth(b'"\\"[[[["[[') == 2  # an escaped quote does not end the string
+    monkeypatch.setattr(metadata, "_DEPTH_CHUNK", 7)
+    assert metadata.json_depth(b'{"a": "[[[[", "b": [[[[1]]], [2]]}') == 5
+    assert metadata.json_depth(b'"\\"[[[["[[') == 2  # an escaped quote does not end the string
     weights, biases = nielsen_network([6, 4, 3])
     read_network2_json(network2_json([6, 4, 3], weights, biases), "net.json")
 

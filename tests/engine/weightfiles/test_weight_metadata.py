@@ -16,7 +16,7 @@ from engine.errors import UnsafePickleError, WeightFileError
 from engine.nn.models import deep_convnet_spec, simple_convnet_spec, small_cnn_spec
 from engine.nn.network import make_mlp
 from engine.nn.spec_check import SpecError, spec_footprint
-from engine.weightfiles import checks
+from engine.weightfiles import checks, metadata
 from engine.weightfiles.metadata import for_display, json_depth, parse_metadata
 from engine.weightfiles.npz import check_directory
 from engine.weightfiles.read import FORMAT_NAME, METADATA_KEY
@@ -28,6 +28,30 @@ def npz_with(tmp_path, meta, params=None, name="m.npz"):
     text = meta if isinstance(meta, str) else json.dumps(meta)
     np.savez(tmp_path / name, **params, **{METADATA_KEY: np.array(text)})
     return tmp_path / name
+
+
+def _nesting(value) -> int:
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    return 0
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ ab\u00e9\u2603', max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_JSON_VALUES, chunk=st.sampled_from([1, 2, 3, 7, 1 << 22]), ascii_only=st.booleans())
+def test_json_depth_is_the_nesting_of_any_json_text_read_a_chunk_at_a_time(monkeypatch, value, chunk, ascii_only):
+    """Strings full of brackets, quotes and backslashes, cut anywhere by the chunks: the depth is json's own."""
+    monkeypatch.setattr(metadata, "_DEPTH_CHUNK", chunk)
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert json_depth(text) == json_depth(text.encode("utf-8")) == _nesting(value)
 
 
 def test_json_depth_counts_brackets_outside_strings():
