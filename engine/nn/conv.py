@@ -21,14 +21,14 @@ from engine.nn.blas import one_thread
 from engine.nn.im2col import Scratch
 from engine.nn.initializers import init_weight
 from engine.nn.maxpool import empty_in_layout, max_pool, max_pool_backward
-from engine.nn.layers import Layer, ReLU
+from engine.nn.layers import Layer, grad_buffer
 
 
 WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads sharing a convolution's chunks of images
 _pool: list[ThreadPoolExecutor] = []  # made on first use, shared by every convolution of this process
 
 
-def _in_parallel(work, n: int, images: int) -> list:
+def in_parallel(work, n: int, images: int) -> list:
     """``work(first, end)`` over ``WORKERS`` contiguous parts of a batch of ``n`` (in this thread when small).
 
     NumPy lets go of the GIL while it copies and multiplies, so each thread keeps one core busy with
@@ -51,14 +51,6 @@ class ConvError(DigitLabError):
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     """Positions a ``kernel`` wide window takes along ``size`` pixels (the book's floor formula)."""
     return (size + 2 * pad - kernel) // stride + 1
-
-
-def _grad_buffer(grads: dict, key: str, like: np.ndarray, dtype) -> np.ndarray:
-    """``grads[key]`` to write a gradient into (the network may hand out views of one buffer), or a new array."""
-    g = grads.get(key)
-    if g is None or g.shape != like.shape or g.dtype != dtype or not g.flags.writeable:
-        g = grads[key] = np.empty(like.shape, dtype=dtype)
-    return g
 
 
 def _check_image_shape(what: str, input_shape: tuple, channels: int, kernel: int, stride: int, pad: int) -> tuple:
@@ -122,13 +114,13 @@ class Convolution(Layer):
         f, c, k, _ = self.params["W"].shape
         return conv_rows.pays(c, k, self.stride, x.shape[3] + 2 * self.pad - k + 1, f)
 
-    def _scratch(self, x: np.ndarray, dtype) -> tuple[Scratch, np.ndarray, np.ndarray]:
-        """(this call's scratch, images as (C, N, H, W), filters as an (F, C·k·k) matrix)."""
+    def _scratch(self, x: np.ndarray, dtype, pool: int = 1) -> tuple[Scratch, np.ndarray, np.ndarray]:
+        """(this call's scratch, images as (C, N, H, W), filters as an (F, C·k·k) matrix); ``pool``: see ``Scratch``."""
         W = self.params["W"]
         f, c, k, _ = W.shape
         oh, ow = _check_image_shape("convolution", x.shape[1:], c, k, self.stride, self.pad)
         xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view, contiguous when x came from another convolution
-        return Scratch(xc.shape, k, self.stride, self.pad, oh, ow, dtype), xc, W.reshape(f, -1).astype(dtype, copy=False)
+        return Scratch(xc.shape, k, self.stride, self.pad, oh, ow, dtype, pool), xc, W.reshape(f, -1).astype(dtype, copy=False)
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         W, b = self.params["W"], self.params["b"]
@@ -155,7 +147,7 @@ class Convolution(Layer):
                 np.add(products.reshape(f, end - first, oh, own.row)[..., :ow], bias, out=out[:, first:end])
 
         with one_thread():  # many small products: see engine.nn.blas
-            _in_parallel(part, n, scratch.images)
+            in_parallel(part, n, scratch.images)
         if train:
             self._x = x
         return out.transpose(1, 0, 2, 3)
@@ -169,8 +161,8 @@ class Convolution(Layer):
             _, oh, ow = self.output_shape(x.shape[1:])
             dout = dout.reshape(len(x), f, oh, ow).transpose(1, 0, 2, 3)
             dW, db, dx = conv_rows.backward(x.transpose(1, 0, 2, 3), W, dout, self.pad, self.need_dx, dtype)
-            np.copyto(_grad_buffer(self.grads, "W", W, dtype), dW)
-            np.copyto(_grad_buffer(self.grads, "b", self.params["b"], dtype), db)
+            np.copyto(grad_buffer(self.grads, "W", W, dtype), dW)
+            np.copyto(grad_buffer(self.grads, "b", self.params["b"], dtype), db)
             self._x = None
             return None if dx is None else dx.transpose(1, 0, 2, 3)
         scratch, xc, wmat = self._scratch(x, dtype)
@@ -193,9 +185,9 @@ class Convolution(Layer):
             return dWT, db
 
         with one_thread():
-            sums = _in_parallel(part, n, scratch.images)
-        np.copyto(_grad_buffer(self.grads, "W", W, dtype).reshape(f, -1), sum(s[0] for s in sums).T)
-        np.copyto(_grad_buffer(self.grads, "b", self.params["b"], dtype), sum(s[1] for s in sums))
+            sums = in_parallel(part, n, scratch.images)
+        np.copyto(grad_buffer(self.grads, "W", W, dtype).reshape(f, -1), sum(s[0] for s in sums).T)
+        np.copyto(grad_buffer(self.grads, "b", self.params["b"], dtype), sum(s[1] for s in sums))
         self._x = None
         return None if dx is None else dx.transpose(1, 0, 2, 3)
 
@@ -327,16 +319,3 @@ def build_dropout(spec: dict, in_shape: tuple, weights, init: str, rng, dtype) -
 
 CONV_BUILDERS = {"conv": build_conv, "pool": build_pool, "dropout": build_dropout}
 PARAMETRIC_CONV = {"conv"}  # of these, the types that own a W/b pair
-
-
-def running_order(layers: list[Layer]) -> list[Layer]:
-    """``layers`` in the order to run them: a ReLU just before a max-pool runs after it instead.
-
-    ``max`` commutes with ReLU (both keep the larger value), so pooling first gives the same
-    outputs and gradients while the ReLU works on a quarter of the values.
-    """
-    order = list(layers)
-    for i in range(len(order) - 1):
-        if type(order[i]) is ReLU and type(order[i + 1]) is Pooling and order[i + 1].pad == 0:
-            order[i], order[i + 1] = order[i + 1], order[i]
-    return order

@@ -13,6 +13,12 @@ im2col then copies runs of ``oh·Wp`` values instead of ``ow``, and col2im adds 
 way: far fewer, longer copies, for a few percent more arithmetic. The unused columns of the
 output are left out of the view the layer returns; in backward they get a zero gradient.
 
+Pooled order (``pool`` = p > 1, for a p×p max-pool with stride p right after the convolution):
+the columns of a chunk run (p, p, M, oh/p, ow/p), window offset outermost, so ``W @ col`` holds
+the p·p values each pooling window compares in p·p contiguous blocks (``engine.nn.conv_pool``).
+Outputs no window covers (an odd last row or column) are not computed. There is no col2im in
+that order: it would take k²·p² small strided adds per chunk.
+
 A ``Scratch`` belongs to one forward or backward call (never to the layer), so predicting from
 one thread while another trains shares nothing.
 """
@@ -30,16 +36,18 @@ class Scratch:
 
     ``x_shape`` is the (C, N, H, W) shape of the images; ``k``, ``stride``, ``pad`` the filter's,
     ``oh``, ``ow`` the output's size. Output rows are stored ``row`` values apart (``ow``, or the
-    padded width for wide rows), so each image has ``positions = oh·row`` columns in ``col``.
+    padded width for wide rows), so each image has ``positions = oh·row`` columns in ``col``;
+    in pooled order (``pool`` > 1) ``positions = pool²·(oh // pool)·(ow // pool)``.
     """
 
-    def __init__(self, x_shape: tuple, k: int, stride: int, pad: int, oh: int, ow: int, dtype) -> None:
+    def __init__(self, x_shape: tuple, k: int, stride: int, pad: int, oh: int, ow: int, dtype, pool: int = 1) -> None:
         c, n, h, w = x_shape
         self.k, self.stride, self.pad, self.oh, self.ow, self.h, self.w = k, stride, pad, oh, ow, h, w
         hp, wp = h + 2 * pad, w + 2 * pad
-        self.wide = stride == 1 and wp <= WIDE_MAX_COST * ow
+        self.pool = pool
+        self.wide = pool == 1 and stride == 1 and wp <= WIDE_MAX_COST * ow
         self.row = wp if self.wide else ow
-        self.positions = oh * self.row
+        self.positions = oh * self.row if pool == 1 else pool * pool * (oh // pool) * (ow // pool)
         self.rows = c * k * k
         self.images = max(1, min(n, CHUNK_BYTES // (self.rows * self.positions * np.dtype(dtype).itemsize)))
         self.dtype = dtype
@@ -64,6 +72,10 @@ class Scratch:
         k, s = self.k, self.stride
         if self.wide:  # [c, i, j, n, t] = xp[c, n] flattened, at i·Wp + j + t
             return as_strided(xp, (c, k, k, m, self.positions), (sc, sh, sw, sn, sw), writeable=False)
+        if self.pool > 1:  # [c, i, j, dh, dw, n, ph, pw] = xp[c, n, s·(p·ph + dh) + i, s·(p·pw + dw) + j]
+            p = self.pool
+            return as_strided(xp, (c, k, k, p, p, m, self.oh // p, self.ow // p),
+                              (sc, sh, sw, s * sh, s * sw, sn, p * s * sh, p * s * sw), writeable=False)
         return as_strided(xp, (c, k, k, m, self.oh, self.ow), (sc, sh, sw, sn, s * sh, s * sw), writeable=False)
 
     def im2col(self, xc: np.ndarray) -> np.ndarray:
@@ -119,6 +131,8 @@ class Scratch:
         target.fill(0)
         d = dcol.reshape(self._windows(target).shape)
         # one add per kernel offset (np.add.at would be far slower)
+        if self.pool > 1:
+            raise NotImplementedError("col2im in pooled order (engine.nn.conv_pool fuses only layers without dx)")
         for i in range(k):
             for j in range(k):
                 if self.wide:  # unused columns of dcol are zero: adding them past a row's end changes nothing

@@ -24,7 +24,7 @@ def _scratch(buffer: np.ndarray | None, shape: tuple, dtype) -> np.ndarray:
     return buffer
 
 
-def _grad_buffer(grads: dict, key: str, like: np.ndarray, dtype) -> np.ndarray:
+def grad_buffer(grads: dict, key: str, like: np.ndarray, dtype) -> np.ndarray:
     """``grads[key]`` to write a gradient into, replaced by a new array when it does not fit ``like``."""
     g = grads.get(key)
     if g is None or g.shape != like.shape or g.dtype != dtype or not g.flags.writeable:
@@ -88,8 +88,8 @@ class Affine(Layer):
         x, W = self._x, self.params["W"]
         dtype = np.promote_types(x.dtype, dout.dtype)
         # x.T is a view: BLAS reads it transposed, nothing is copied
-        np.matmul(x.T, dout, out=_grad_buffer(self.grads, "W", W, dtype))
-        np.add.reduce(dout, axis=0, out=_grad_buffer(self.grads, "b", self.params["b"], dtype))
+        np.matmul(x.T, dout, out=grad_buffer(self.grads, "W", W, dtype))
+        np.add.reduce(dout, axis=0, out=grad_buffer(self.grads, "b", self.params["b"], dtype))
         self._x = None
         if not self.need_dx:
             return None

@@ -37,6 +37,17 @@ def _windows(a: np.ndarray, size: int, stride: int, count: int, axis: int) -> li
     return views
 
 
+def max_into(views: list[np.ndarray], out: np.ndarray, arg: np.ndarray | None) -> None:
+    """``out`` = elementwise maximum of ``views`` (at least two); ``arg`` (int8, or None) = the first view holding it."""
+    if arg is not None:
+        np.greater(views[1], views[0], out=arg.view(np.bool_))  # index 1 only where strictly larger: ties keep the first
+    np.maximum(views[0], views[1], out=out)
+    for index, v in enumerate(views[2:], start=2):
+        if arg is not None:
+            np.copyto(arg, np.int8(index), where=np.greater(v, out))
+        np.maximum(out, v, out=out)
+
+
 def _running_max(views: list[np.ndarray], keep_arg: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Elementwise maximum of ``views`` and (when ``keep_arg``) the index of the first view holding it, as int8."""
     first = views[0]
@@ -46,18 +57,12 @@ def _running_max(views: list[np.ndarray], keep_arg: bool) -> tuple[np.ndarray, n
         np.copyto(out, first)
         if keep_arg:
             arg.fill(0)
-        return out, arg
-    if keep_arg:
-        np.greater(views[1], first, out=arg.view(np.bool_))  # index 1 only where strictly larger: ties keep the first
-    np.maximum(first, views[1], out=out)
-    for index, v in enumerate(views[2:], start=2):
-        if keep_arg:
-            np.copyto(arg, np.int8(index), where=np.greater(v, out))
-        np.maximum(out, v, out=out)
+    else:
+        max_into(views, out, arg)
     return out, arg
 
 
-def _spread(d: np.ndarray, arg: np.ndarray, views: list[np.ndarray], overlap: bool) -> None:
+def spread(d: np.ndarray, arg: np.ndarray, views: list[np.ndarray], overlap: bool) -> None:
     """Send each value of ``d`` to the view ``arg`` names: ``views[i] (+)= d where arg == i``."""
     if overlap:  # a pixel can belong to several windows: add (target starts at zero)
         for index, v in enumerate(views):
@@ -85,8 +90,8 @@ def max_pool_backward(dout: np.ndarray, size: int, stride: int, saved: tuple) ->
     rows = stride * (oh - 1) + size
     overlap = stride < size
     d_across = empty_in_layout(col_arg.shape, strides, dout.dtype, zeros=stride != size)
-    _spread(dout, row_arg, _windows(d_across, size, stride, oh, axis=2), overlap)
+    spread(dout, row_arg, _windows(d_across, size, stride, oh, axis=2), overlap)
     covered = stride == size and rows == shape[2] and stride * (ow - 1) + size == shape[3]
     dxp = empty_in_layout(shape, strides, dout.dtype, zeros=not covered)
-    _spread(d_across, col_arg, _windows(dxp[:, :, :rows], size, stride, ow, axis=3), overlap)
+    spread(d_across, col_arg, _windows(dxp[:, :, :rows], size, stride, ow, axis=3), overlap)
     return dxp

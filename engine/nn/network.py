@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from engine.nn.conv import CONV_BUILDERS, PARAMETRIC_CONV, running_order
+from engine.nn.conv import CONV_BUILDERS, PARAMETRIC_CONV
+from engine.nn.conv_pool import running_order
 from engine.nn.functions import softmax, to_indices
 from engine.nn.initializers import default_init, init_weight
 from engine.nn.layers import ACTIVATIONS, LOSSES, Affine, Layer

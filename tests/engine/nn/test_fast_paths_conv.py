@@ -1,108 +1,18 @@
 """The fast convolution, pooling and dropout layers agree with a plain reference to 1e-5.
 
-The reference below is the book's way, written for clarity: im2col copies every window into a row,
-convolution is one matrix product, col2im adds every window back, pooling takes ``max`` and
-``argmax`` along the rows (the first maximum wins a tie). The layers under test work on chunks of
-images, wide rows and strided views; whatever they do, outputs, input gradients
-and parameter gradients must match, for float32 and float64, in training and in inference.
+The reference (``_book_reference``) is the book's way, written for clarity. The layers under test
+work on chunks of images, wide rows, rows of blocks and strided views; whatever they do, outputs,
+input gradients and parameter gradients must match, for float32 and float64, in training and in inference.
 """
 import numpy as np
 import pytest
 
-import engine.nn.im2col as im2col
 from engine.nn import conv_rows
 from engine.nn.conv import Convolution, Dropout, Pooling
 
+from _book_reference import layouts, ref_conv, ref_conv_backward, ref_pool, ref_pool_backward
+
 TOL = 1e-5
-
-
-# ----- the reference: the book's im2col / col2im, one window at a time
-
-
-def out_size(size, k, stride, pad):
-    return (size + 2 * pad - k) // stride + 1
-
-
-def ref_im2col(x, k, stride, pad):
-    """(N·oh·ow, C·k·k): one row per window, in (image, row, column) order."""
-    n, c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    oh, ow = out_size(h, k, stride, pad), out_size(w, k, stride, pad)
-    rows = [xp[a, :, i * stride : i * stride + k, j * stride : j * stride + k].reshape(-1)
-            for a in range(n) for i in range(oh) for j in range(ow)]
-    return np.array(rows), oh, ow
-
-
-def ref_col2im(col, x_shape, k, stride, pad):
-    """Adds every row of ``col`` back onto the window it came from."""
-    n, c, h, w = x_shape
-    oh, ow = out_size(h, k, stride, pad), out_size(w, k, stride, pad)
-    dxp = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
-    row = 0
-    for a in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                dxp[a, :, i * stride : i * stride + k, j * stride : j * stride + k] += col[row].reshape(c, k, k)
-                row += 1
-    return dxp[:, :, pad : pad + h, pad : pad + w]
-
-
-def ref_conv(x, W, b, stride, pad):
-    f, _, k, _ = W.shape
-    col, oh, ow = ref_im2col(x, k, stride, pad)
-    out = col @ W.reshape(f, -1).T + b
-    return out.reshape(len(x), oh, ow, f).transpose(0, 3, 1, 2), col
-
-
-def ref_conv_backward(dout, x, W, col, stride, pad):
-    f, _, k, _ = W.shape
-    d = dout.transpose(0, 2, 3, 1).reshape(-1, f)
-    dW = (col.T @ d).T.reshape(W.shape)
-    db = d.sum(axis=0)
-    dx = ref_col2im(d @ W.reshape(f, -1), x.shape, k, stride, pad)
-    return dx, dW, db
-
-
-def ref_pool(x, size, stride, pad):
-    """(output, argmax per window, rows): each channel's windows as rows, max and argmax along them."""
-    n, c, h, w = x.shape
-    col, oh, ow = ref_im2col(x.reshape(n * c, 1, h, w), size, stride, pad)
-    arg = np.argmax(col, axis=1)  # the first maximum, as in the book
-    return col.max(axis=1).reshape(n, c, oh, ow), arg, col.shape
-
-
-def ref_pool_backward(dout, x_shape, arg, col_shape, size, stride, pad):
-    n, c, h, w = x_shape
-    dcol = np.zeros(col_shape)
-    dcol[np.arange(len(arg)), arg] = dout.reshape(-1)
-    return ref_col2im(dcol, (n * c, 1, h, w), size, stride, pad).reshape(x_shape)
-
-
-# ----- inputs
-
-
-def layouts(x):
-    """The same values as a plain (N, C, H, W) array and stored channel-major, as a convolution hands them out."""
-    return [x, np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)]
-
-
-@pytest.fixture(params=["one chunk", "one image per chunk"])
-def chunking(request, monkeypatch):
-    """Run each test as it runs by default, and again with the batch cut into chunks of one image."""
-    if request.param != "one chunk":
-        monkeypatch.setattr(im2col, "CHUNK_BYTES", 1)
-    return request.param
-
-
-@pytest.fixture(params=["as chosen", "im2col only", "by rows when it can"])
-def path(request, monkeypatch):
-    """Run each test with the convolution's own choice of method, and again forcing each of the two."""
-    if request.param != "as chosen":
-        limit = 0 if request.param == "im2col only" else 1e9  # else: every stride-1 convolution
-        monkeypatch.setattr(conv_rows, "LIMIT", limit)
-        monkeypatch.setattr(conv_rows, "MAX_DEPTH", limit)
-        monkeypatch.setattr(conv_rows, "MIN_K", 0 if limit else 1e9)
-    return request.param
 
 
 CONV_CASES = [  # (channels, filters, height, width, k, stride, pad): wide rows, narrow rows, strides, DeepConvNet's pads
@@ -247,34 +157,3 @@ def test_dropout_matches_the_reference_with_the_same_mask(dtype, shape):
     np.testing.assert_allclose(layer.forward(x, train=True), x * mask, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(layer.backward(dout), dout * mask, rtol=TOL, atol=TOL)
     np.testing.assert_allclose(layer.forward(x), x * 0.7, rtol=TOL, atol=TOL)  # the book scales at inference
-
-
-# ----- a ReLU just before a max-pool runs after it (engine.nn.network.running_order)
-
-
-@pytest.mark.parametrize("spec_name", ["lenet", "simple-convnet"])
-def test_pooling_before_relu_gives_the_same_scores_and_gradients_as_the_spec_order(spec_name):
-    from engine.nn.conv import Pooling
-    from engine.nn.layers import ReLU
-    from engine.nn.models import CNN_SPECS, make_cnn
-
-    net = make_cnn(CNN_SPECS[spec_name](), seed=3, dtype=np.float64)
-    order = net._running
-    pairs = [i for i, layer in enumerate(net.layers[:-1]) if isinstance(layer, ReLU) and isinstance(net.layers[i + 1], Pooling)]
-    assert pairs and all(order[i] is net.layers[i + 1] and order[i + 1] is net.layers[i] for i in pairs)
-
-    rng = np.random.default_rng(0)
-    x = rng.random((6, 1, 28, 28)) - 0.3  # negative pixels too: some windows are all negative
-    t = rng.integers(0, 10, 6)
-    loss = net.gradient(x, t)
-    fast = {k: v.copy() for k, v in net.grads.items()}
-
-    h = x  # the reference: every layer in the spec's order
-    for layer in net.layers:
-        h = layer.forward(h, train=True)
-    assert net.loss_layer.forward(h, t) == pytest.approx(loss, rel=1e-12)
-    d = net.loss_layer.backward(1.0)
-    for layer in reversed(net.layers):
-        d = layer.backward(d)
-    for name, layer, key in net._names:
-        np.testing.assert_allclose(fast[name], layer.grads[key], rtol=1e-12, atol=1e-15, err_msg=name)

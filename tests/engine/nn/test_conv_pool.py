@@ -1,0 +1,126 @@
+"""A convolution and the max-pool after it run as one layer (``engine.nn.conv_pool``) and give the book's results.
+
+Outputs and gradients match the book's convolution then pooling (``_book_reference``) to 1e-5, the
+pool picking the same element of every window, ties included (parameter gradients are summed in
+another order). A network runs its layers that way and gets what its spec's order gives.
+"""
+import numpy as np
+import pytest
+
+from engine.nn.conv import ConvError, Convolution, Dropout, Pooling
+from engine.nn.conv_pool import ConvPool, running_order
+from engine.nn.layers import ReLU
+from engine.nn.models import CNN_SPECS, make_cnn
+
+from _book_reference import layouts, ref_conv, ref_conv_backward, ref_pool, ref_pool_backward
+
+TOL = 1e-5
+
+CASES = [  # (channels, filters, size, k, stride, pad, pool)
+    (1, 3, 12, 5, 1, 0, 2),  # SimpleConvNet's first layer, on small images
+    (2, 4, 7, 3, 1, 1, 2),  # an odd output (7 × 7): its last row and column are in no window
+    (3, 2, 9, 3, 1, 2, 2),  # DeepConvNet's pad of 2
+    (2, 3, 11, 3, 2, 1, 2),  # a strided convolution
+    (2, 2, 10, 3, 1, 1, 3),  # 3 × 3 windows: three-way maximums
+    (1, 3, 28, 5, 1, 0, 2),  # MNIST-sized
+]
+
+
+def book(x, W, b, stride, pad, p, dout):
+    """The book's convolution then pooling, forward and backward: (output, dx, dW, db)."""
+    y, col = ref_conv(x, W, b, stride, pad)
+    out, arg, col_shape = ref_pool(y, p, p, 0)
+    dy = ref_pool_backward(dout, y.shape, arg, col_shape, p, p, 0)
+    return (out, *ref_conv_backward(dy, x, W, col, stride, pad))
+
+
+def inputs(seed, c, f, size, k, p, stride, pad, values):
+    """(x, W, b, dout) in float64; "with ties": integer pixels and weights, so many windows hold equal values."""
+    rng = np.random.default_rng(seed)
+    x, W, b = rng.standard_normal((3, c, size, size)), rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
+    if values == "with ties":  # blank regions give exactly the bias, strokes small integer sums
+        x, W = np.maximum(np.round(x), 0), np.round(2 * W) / 2
+    side = ((size + 2 * pad - k) // stride + 1) // p
+    return x, W, b, rng.standard_normal((3, f, side, side))
+
+
+@pytest.mark.parametrize("c, f, size, k, stride, pad, p", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["random", "with ties"])
+@pytest.mark.parametrize("need_dx", [False, True], ids=["first layer", "inner layer"])
+def test_conv_pool_matches_the_book_convolution_then_pooling(chunking, path, c, f, size, k, stride, pad, p, dtype, values,
+                                                             need_dx):
+    x, W, b, dout = inputs(size * 10 + k, c, f, size, k, p, stride, pad, values)
+    expected, dx_ref, dW_ref, db_ref = book(x, W, b, stride, pad, p, dout)
+    conv = Convolution(W.astype(dtype), b.astype(dtype), stride, pad)
+    conv.need_dx = need_dx
+    layer = ConvPool(conv, Pooling(p, p))
+    for xi in layouts(x.astype(dtype)):
+        np.testing.assert_allclose(layer.forward(xi), expected, rtol=TOL, atol=TOL)
+        for d in layouts(dout.astype(dtype)) + [dout.astype(dtype).reshape(len(x), -1)]:  # as an affine layer hands it back
+            out = layer.forward(xi, train=True)
+            assert (layer._args is not None) == (not need_dx and not conv._by_rows(xi))  # fused, or in turn
+            assert out.dtype == dtype and out.shape == expected.shape
+            np.testing.assert_allclose(out, expected, rtol=TOL, atol=TOL)
+            dx = layer.backward(d)
+            if need_dx:
+                np.testing.assert_allclose(dx, dx_ref, rtol=TOL, atol=TOL)
+            else:
+                assert dx is None
+            np.testing.assert_allclose(conv.grads["W"], dW_ref, rtol=TOL, atol=TOL * np.abs(dW_ref).max())
+            np.testing.assert_allclose(conv.grads["b"], db_ref, rtol=TOL, atol=TOL * np.abs(db_ref).max())
+
+
+def test_an_inference_forward_between_training_forward_and_backward_changes_nothing(chunking):
+    """The window predicts from another thread while training runs: inference keeps no state."""
+    x, W, b, dout = inputs(1, 2, 3, 9, 3, 2, 1, 1, "random")
+    _, _, dW_ref, _ = book(x, W, b, 1, 1, 2, dout)
+    conv = Convolution(W, b, 1, 1)
+    conv.need_dx = False
+    layer = ConvPool(conv, Pooling(2, 2))
+    layer.forward(x, train=True)
+    layer.forward(np.random.default_rng(2).standard_normal((5, 2, 9, 9)))
+    layer.backward(dout)
+    np.testing.assert_allclose(conv.grads["W"], dW_ref, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("pool", [Pooling(2, 1), Pooling(3, 2), Pooling(2, 2, pad=1), Pooling(1, 1)])
+def test_only_a_pool_whose_windows_tile_the_output_runs_inside_a_convolution(pool):
+    conv = Convolution(np.ones((2, 1, 3, 3)), np.zeros(2))
+    with pytest.raises(ConvError, match="one layer"):
+        ConvPool(conv, pool)
+    assert running_order([conv, pool]) == [conv, pool]
+
+
+@pytest.mark.parametrize("spec_name", sorted(CNN_SPECS))
+def test_a_network_runs_conv_pool_then_relu_and_gets_the_scores_and_gradients_of_its_spec_order(spec_name):
+    net = make_cnn(CNN_SPECS[spec_name](), seed=3, dtype=np.float64)
+    layers, running = net.layers, net._running
+    fused = [i for i in range(len(layers) - 2) if isinstance(layers[i], Convolution)
+             and isinstance(layers[i + 1], ReLU) and isinstance(layers[i + 2], Pooling)]
+    assert fused
+    for i in fused:  # conv, ReLU, pool → ConvPool(conv, pool), ReLU
+        at = next(j for j, layer in enumerate(running) if getattr(layer, "conv", None) is layers[i])
+        assert running[at].pool is layers[i + 2] and running[at + 1] is layers[i + 1]
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 1, 28, 28)) - 0.3  # negative pixels too: some windows are all negative
+    t = rng.integers(0, 10, 6)
+    dropouts = [layer for layer in layers if isinstance(layer, Dropout)]
+    for layer in dropouts:  # the same masks in both runs
+        layer.rng = np.random.default_rng(7)
+    loss = net.gradient(x, t)
+    fast = {k: v.copy() for k, v in net.grads.items()}
+
+    for layer in dropouts:
+        layer.rng = np.random.default_rng(7)
+    h = x  # the reference: every layer in the spec's order
+    for layer in layers:
+        h = layer.forward(h, train=True)
+    assert net.loss_layer.forward(h, t) == pytest.approx(loss, rel=1e-12)
+    d = net.loss_layer.backward(1.0)
+    for layer in reversed(layers):
+        d = layer.backward(d)
+    for name, layer, key in net._names:
+        scale = np.abs(layer.grads[key]).max()
+        np.testing.assert_allclose(fast[name], layer.grads[key], rtol=1e-10, atol=1e-12 * scale, err_msg=name)
