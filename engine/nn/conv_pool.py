@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.nn import conv_rows
 from engine.nn.blas import one_thread
 from engine.nn.conv import ConvError, Convolution, Pooling, in_parallel
 from engine.nn.layers import Layer, ReLU, grad_buffer
@@ -50,13 +51,21 @@ class ConvPool(Layer):
         conv, p = self.conv, self.pool.size
         if train:
             self._x = self._args = None
-        if x.ndim != 4 or conv.need_dx or conv._by_rows(x):
-            return self.pool.forward(conv.forward(x, train), train)
         W, b = conv.params["W"], conv.params["b"]
-        f, c = W.shape[:2]
-        if x.shape[1] != c:
-            raise ConvError(f"convolution expects input (N, {c}, H, W), got shape {x.shape}")
+        f, c, k, _ = W.shape
+        if x.ndim != 4 or x.shape[1] != c:
+            return self.pool.forward(conv.forward(x, train), train)  # which raises the convolution's error
         dtype = np.result_type(x.dtype, W.dtype)
+        if conv._by_rows(x):
+            if not conv_rows.pools(k, x.shape[3] + 2 * conv.pad - k + 1, p):
+                return self.pool.forward(conv.forward(x, train), train)
+            self.output_shape(x.shape[1:])  # ConvError when the windows do not fit
+            out, saved = conv_rows.forward_pooled(x.transpose(1, 0, 2, 3), W, b, conv.pad, dtype, p, train)
+            if train:
+                self._x, self._args = x, ("rows", saved)
+            return out
+        if conv.need_dx:
+            return self.pool.forward(conv.forward(x, train), train)
         scratch, xc, wmat = conv._scratch(x, dtype, pool=p)
         _, ph, pw = self.pool.output_shape((f, scratch.oh, scratch.ow))  # ConvError when no window fits
         n, q = len(x), ph * pw
@@ -81,7 +90,7 @@ class ConvPool(Layer):
         with one_thread():  # many small products: see engine.nn.blas
             in_parallel(part, n, scratch.images)
         if train:
-            self._x, self._args = x, (col_arg, row_arg)
+            self._x, self._args = x, ("im2col", (col_arg, row_arg))
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -89,9 +98,16 @@ class ConvPool(Layer):
         if self._args is None:  # the last training forward ran the two layers in turn
             return self.conv.backward(self.pool.backward(dout))
         conv, p, x = self.conv, self.pool.size, self._x
-        (col_arg, row_arg), W = self._args, conv.params["W"]
-        f, n, q = row_arg.shape
+        (how, saved), W = self._args, conv.params["W"]
         dtype = np.result_type(x.dtype, W.dtype)
+        self._x = self._args = None
+        if how == "rows":
+            dW, db, dx = conv_rows.backward_pooled(x.transpose(1, 0, 2, 3), W, dout, saved, conv.pad, conv.need_dx, dtype)
+            np.copyto(grad_buffer(conv.grads, "W", W, dtype), dW)
+            np.copyto(grad_buffer(conv.grads, "b", conv.params["b"], dtype), db)
+            return None if dx is None else dx.transpose(1, 0, 2, 3)
+        col_arg, row_arg = saved
+        f, n, q = row_arg.shape
         scratch, xc, _ = conv._scratch(x, dtype, pool=p)
         dout = dout.reshape(n, f, q).transpose(1, 0, 2).astype(dtype, copy=False)  # (F, N, q): a view
 
@@ -116,8 +132,7 @@ class ConvPool(Layer):
             sums = in_parallel(part, n, scratch.images)
         np.copyto(grad_buffer(conv.grads, "W", W, dtype).reshape(f, -1), sum(s[0] for s in sums).T)
         np.copyto(grad_buffer(conv.grads, "b", conv.params["b"], dtype), sum(s[1] for s in sums))
-        self._x = self._args = None
-        return None  # fused only when nobody needs dx
+        return None  # by im2col only when nobody needs dx
 
 
 def fuses(conv: Layer, pool: Layer) -> bool:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from engine.nn.maxpool import max_into, spread
+
 LIMIT = 60  # by rows when the band's extra arithmetic (B+k-1)/k · F is at most this …
 MAX_DEPTH = 200  # … im2col's product is at most this long (C·k·k): longer ones run near BLAS's full speed …
 MIN_K = 5  # … and the filters are at least this wide: a 3×3 window is copied only 9 times, and its rows are short
@@ -46,12 +48,20 @@ def pays(channels: int, k: int, stride: int, ow: int, filters: int) -> bool:
     return (block_width(k, ow) + k - 1) / k * filters <= LIMIT
 
 
-class _Shape:
-    """The sizes one call works with: images (C, N, H, W), ``pad``, the filters' k, the block width."""
+def pools(k: int, ow: int, pool: int) -> bool:
+    """Whether a ``pool``×``pool`` max-pool with stride ``pool`` can run inside the convolution (``forward_pooled``)."""
+    return pool > 1 and block_width(k, ow) % pool == 0
 
-    def __init__(self, x_shape: tuple, k: int, pad: int) -> None:
+
+class _Shape:
+    """The sizes one call works with: images (C, N, H, W), ``pad``, the filters' k, the block width, the pool's p.
+
+    With a pool, the band's columns for a block run (p, B/p, F): column x = p·x' + dw of filter f at (dw, x', f).
+    """
+
+    def __init__(self, x_shape: tuple, k: int, pad: int, pool: int = 1) -> None:
         self.c, self.n, self.h, self.w = x_shape
-        self.k, self.pad = k, pad
+        self.k, self.pad, self.pool = k, pad, pool
         self.hp, wp = self.h + 2 * pad, self.w + 2 * pad
         self.oh, self.ow = self.hp - k + 1, wp - k + 1
         self.block = block_width(k, self.ow)  # ≥ k - 1 (or all of ow): a block's input overlaps only the next one's
@@ -84,7 +94,14 @@ class _Shape:
         f = W.shape[0]
         band = np.zeros((self.k, self.c, self.span, f, self.block), dtype)
         self.diagonals(band)[...] = W.transpose(2, 1, 3, 0)[..., None].astype(dtype, copy=False)
+        if self.pool > 1:
+            band = self.pooled(band).copy()
         return band.reshape(-1, f * self.block)
+
+    def pooled(self, a: np.ndarray) -> np.ndarray:
+        """A view of ``a`` (…, F, B) with its last two axes as (p, B/p, F): [..., dw, x', f] = a[..., f, p·x' + dw]."""
+        f, p = a.shape[-2], self.pool
+        return a.reshape(a.shape[:-2] + (f, self.block // p, p)).swapaxes(-1, -3)
 
 
 def forward(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype) -> np.ndarray:
@@ -97,26 +114,78 @@ def forward(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype) -> np
     return out
 
 
+def forward_pooled(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype, pool: int, keep_arg: bool):
+    """(the convolution of ``xc`` (C, N, H, W), bias added, max-pooled over ``pool``×``pool`` windows with stride
+    ``pool`` as (N, F, oh // pool, ow // pool) stored channels-last, the pool's choices for ``backward_pooled``
+    or None).
+
+    The band's columns come in pooled order, so the values each window compares are whole contiguous
+    runs of a product row (across) and rows ``blocks`` apart (down); the pool takes the first maximum
+    across each window row, then down the rows, as ``engine.nn.maxpool`` does.
+    """
+    s, f, p = _Shape(xc.shape, W.shape[2], pad, pool), W.shape[0], pool
+    ph, half = s.oh // p, s.block // p
+    products = s.rows(s.padded(xc)) @ s.band(W, dtype)
+    bias = np.broadcast_to(b.astype(dtype, copy=False), (p, half, f)).reshape(-1)  # each column's filter's bias
+    products += bias  # before comparing: ties are the convolution's own
+    windows = products.reshape(s.n, s.oh, s.blocks, p, half, f)[:, : p * ph].reshape(s.n, ph, p, s.blocks, p, half, f)
+    across = np.empty((s.n, ph, p, s.blocks, half, f), dtype)
+    col_arg = np.empty(across.shape, np.int8) if keep_arg else None
+    max_into([windows[:, :, :, :, j] for j in range(p)], across, col_arg)
+    out = np.empty((s.n, ph, s.blocks, half, f), dtype)  # (N, ph, pw, F)
+    row_arg = np.empty(out.shape, np.int8) if keep_arg else None
+    max_into([across[:, :, i] for i in range(p)], out, row_arg)
+    return out.reshape(s.n, ph, -1, f).transpose(0, 3, 1, 2), ((col_arg, row_arg) if keep_arg else None)
+
+
+def backward_pooled(xc: np.ndarray, W: np.ndarray, dpool: np.ndarray, saved: tuple, pad: int, need_dx: bool, dtype):
+    """(dW, db, dx or None) from the gradient ``dpool`` (N, F, ph, pw) of ``forward_pooled``'s output."""
+    col_arg, row_arg = saved
+    p = col_arg.shape[2]
+    s, f = _Shape(xc.shape, W.shape[2], pad, p), W.shape[0]
+    n, ph, blocks, half, _ = row_arg.shape
+    dp = dpool.reshape(n, f, ph, blocks, half).transpose(0, 2, 3, 4, 1)
+    d_across = np.empty(col_arg.shape, dtype)
+    spread(dp, row_arg, [d_across[:, :, i] for i in range(p)], overlap=False)
+    make = np.empty if p * ph == s.oh else np.zeros  # rows below the last window get no gradient
+    d = make((s.n, s.oh, s.blocks, p, half, f), dtype)
+    spread(d_across, col_arg, [d[:, : p * ph].reshape(n, ph, p, blocks, p, half, f)[:, :, :, :, j] for j in range(p)],
+           overlap=False)
+    db = dpool.reshape(n, f, -1).sum(axis=(0, 2), dtype=dtype)
+    return _gradients(s, xc, W, d.reshape(-1, f * s.block), db, need_dx, dtype)
+
+
 def backward(xc: np.ndarray, W: np.ndarray, dout: np.ndarray, pad: int, need_dx: bool, dtype):
     """(dW, db, dx (C, N, H, W) or None) for images ``xc`` (C, N, H, W) and output gradient ``dout`` (F, N, oh, ow)."""
     s, f = _Shape(xc.shape, W.shape[2], pad), W.shape[0]
     d = np.empty((s.n, s.oh, s.blocks, f, s.block), dtype)
     np.copyto(d, dout.reshape(f, s.n, s.oh, s.blocks, s.block).transpose(1, 2, 3, 0, 4))
-    d = d.reshape(-1, f * s.block)
     db = dout.sum(axis=(1, 2, 3), dtype=dtype)
-    grads = (s.rows(s.padded(xc)).T @ d).reshape(s.k, s.c, s.span, f, s.block)
+    return _gradients(s, xc, W, d.reshape(-1, f * s.block), db, need_dx, dtype)
+
+
+def _gradients(s: _Shape, xc: np.ndarray, W: np.ndarray, d: np.ndarray, db: np.ndarray, need_dx: bool, dtype):
+    """(dW, db, dx or None) from ``d``, the output gradient as rows (N·oh·blocks, F·B) in the band's column order."""
+    f, pad = W.shape[0], s.pad
+    grads = s.rows(s.padded(xc)).T @ d
+    if s.pool > 1:  # columns (dw, x', f) back to (f, x = p·x' + dw) for the diagonals
+        grads = grads.reshape(s.k, s.c, s.span, s.pool, s.block // s.pool, f).transpose(0, 1, 2, 5, 4, 3)
+    grads = grads.reshape(s.k, s.c, s.span, f, s.block)
     dW = s.diagonals(grads).sum(axis=-1).transpose(3, 1, 0, 2)  # summed along each band diagonal
     if not need_dx:
         return dW, db, None
-    spread = (d @ s.band(W, dtype).T).reshape(s.n, s.oh, s.blocks, s.k, s.c, s.span)
+    spread_back = (d @ s.band(W, dtype).T).reshape(s.n, s.oh, s.blocks, s.k, s.c, s.span)
     dxp = np.zeros((s.n, s.hp, s.c, s.w + 2 * pad), dtype)
     sn, sh, sc, sw = dxp.strides
     for a in range(s.k):  # output row y read input row y + a through filter row a
         target = dxp[:, a:a + s.oh]
+        if s.blocks == 1:  # one block reads whole padded rows: one add, contiguous across channels and columns
+            target += spread_back[:, :, 0, a]
+            continue
         head = as_strided(target, (s.n, s.oh, s.blocks, s.c, s.block), (sn, sh, s.block * sw, sc, sw))
-        head += spread[:, :, :, a, :, :s.block]  # each block's own columns: the blocks do not overlap there
+        head += spread_back[:, :, :, a, :, :s.block]  # each block's own columns: the blocks do not overlap there
         tail = as_strided(target[..., s.block:], (s.n, s.oh, s.blocks, s.c, s.k - 1), (sn, sh, s.block * sw, sc, sw))
-        tail += spread[:, :, :, a, :, s.block:]  # the k-1 columns a block shares with the next one
+        tail += spread_back[:, :, :, a, :, s.block:]  # the k-1 columns a block shares with the next one
     dx = np.empty((s.c, s.n, s.h, s.w), dtype)
     np.copyto(dx, dxp[:, pad:pad + s.h, :, pad:pad + s.w].transpose(2, 0, 1, 3))
     return dW, db, dx

@@ -7,6 +7,7 @@ another order). A network runs its layers that way and gets what its spec's orde
 import numpy as np
 import pytest
 
+from engine.nn import conv_rows
 from engine.nn.conv import ConvError, Convolution, Dropout, Pooling
 from engine.nn.conv_pool import ConvPool, running_order
 from engine.nn.layers import ReLU
@@ -22,7 +23,9 @@ CASES = [  # (channels, filters, size, k, stride, pad, pool)
     (3, 2, 9, 3, 1, 2, 2),  # DeepConvNet's pad of 2
     (2, 3, 11, 3, 2, 1, 2),  # a strided convolution
     (2, 2, 10, 3, 1, 1, 3),  # 3 × 3 windows: three-way maximums
-    (1, 3, 28, 5, 1, 0, 2),  # MNIST-sized
+    (1, 3, 28, 5, 1, 0, 2),  # MNIST-sized: by rows, three blocks of 8 columns
+    (2, 3, 14, 5, 1, 2, 2),  # by rows, padded
+    (2, 3, (13, 12), 5, 1, 1, 2),  # by rows: an odd number of output rows (11), the last in no window
 ]
 
 
@@ -37,11 +40,20 @@ def book(x, W, b, stride, pad, p, dout):
 def inputs(seed, c, f, size, k, p, stride, pad, values):
     """(x, W, b, dout) in float64; "with ties": integer pixels and weights, so many windows hold equal values."""
     rng = np.random.default_rng(seed)
-    x, W, b = rng.standard_normal((3, c, size, size)), rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
+    h, w = size if isinstance(size, tuple) else (size, size)
+    x, W, b = rng.standard_normal((3, c, h, w)), rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
     if values == "with ties":  # blank regions give exactly the bias, strokes small integer sums
         x, W = np.maximum(np.round(x), 0), np.round(2 * W) / 2
-    side = ((size + 2 * pad - k) // stride + 1) // p
-    return x, W, b, rng.standard_normal((3, f, side, side))
+    ph, pw = (((side + 2 * pad - k) // stride + 1) // p for side in (h, w))
+    return x, W, b, rng.standard_normal((3, f, ph, pw))
+
+
+def way(conv, x, p, need_dx):
+    """How ``ConvPool`` should run: "rows" or "im2col" (pooling inside), or None (the two in turn)."""
+    k = conv.params["W"].shape[2]
+    if conv._by_rows(x):
+        return "rows" if conv_rows.pools(k, x.shape[3] + 2 * conv.pad - k + 1, p) else None
+    return None if need_dx else "im2col"
 
 
 @pytest.mark.parametrize("c, f, size, k, stride, pad, p", CASES)
@@ -50,7 +62,7 @@ def inputs(seed, c, f, size, k, p, stride, pad, values):
 @pytest.mark.parametrize("need_dx", [False, True], ids=["first layer", "inner layer"])
 def test_conv_pool_matches_the_book_convolution_then_pooling(chunking, path, c, f, size, k, stride, pad, p, dtype, values,
                                                              need_dx):
-    x, W, b, dout = inputs(size * 10 + k, c, f, size, k, p, stride, pad, values)
+    x, W, b, dout = inputs(np.sum(size) * 10 + k, c, f, size, k, p, stride, pad, values)
     expected, dx_ref, dW_ref, db_ref = book(x, W, b, stride, pad, p, dout)
     conv = Convolution(W.astype(dtype), b.astype(dtype), stride, pad)
     conv.need_dx = need_dx
@@ -59,7 +71,7 @@ def test_conv_pool_matches_the_book_convolution_then_pooling(chunking, path, c, 
         np.testing.assert_allclose(layer.forward(xi), expected, rtol=TOL, atol=TOL)
         for d in layouts(dout.astype(dtype)) + [dout.astype(dtype).reshape(len(x), -1)]:  # as an affine layer hands it back
             out = layer.forward(xi, train=True)
-            assert (layer._args is not None) == (not need_dx and not conv._by_rows(xi))  # fused, or in turn
+            assert (layer._args and layer._args[0]) == way(conv, xi, p, need_dx)
             assert out.dtype == dtype and out.shape == expected.shape
             np.testing.assert_allclose(out, expected, rtol=TOL, atol=TOL)
             dx = layer.backward(d)
