@@ -125,7 +125,8 @@ def forward_pooled(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype
     """
     s, f, p = _Shape(xc.shape, W.shape[2], pad, pool), W.shape[0], pool
     ph, half = s.oh // p, s.block // p
-    products = s.rows(s.padded(xc)) @ s.band(W, dtype)
+    rows, band = s.rows(s.padded(xc)), s.band(W, dtype)
+    products = rows @ band
     bias = np.broadcast_to(b.astype(dtype, copy=False), (p, half, f)).reshape(-1)  # each column's filter's bias
     products += bias  # before comparing: ties are the convolution's own
     windows = products.reshape(s.n, s.oh, s.blocks, p, half, f)[:, : p * ph].reshape(s.n, ph, p, s.blocks, p, half, f)
@@ -135,12 +136,13 @@ def forward_pooled(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype
     out = np.empty((s.n, ph, s.blocks, half, f), dtype)  # (N, ph, pw, F)
     row_arg = np.empty(out.shape, np.int8) if keep_arg else None
     max_into([across[:, :, i] for i in range(p)], out, row_arg)
-    return out.reshape(s.n, ph, -1, f).transpose(0, 3, 1, 2), ((col_arg, row_arg) if keep_arg else None)
+    saved = (col_arg, row_arg, rows, band) if keep_arg else None  # backward reuses rows and band: same x, same W
+    return out.reshape(s.n, ph, -1, f).transpose(0, 3, 1, 2), saved
 
 
 def backward_pooled(xc: np.ndarray, W: np.ndarray, dpool: np.ndarray, saved: tuple, pad: int, need_dx: bool, dtype):
     """(dW, db, dx or None) from the gradient ``dpool`` (N, F, ph, pw) of ``forward_pooled``'s output."""
-    col_arg, row_arg = saved
+    col_arg, row_arg, rows, band = saved
     p = col_arg.shape[2]
     s, f = _Shape(xc.shape, W.shape[2], pad, p), W.shape[0]
     n, ph, blocks, half, _ = row_arg.shape
@@ -152,7 +154,7 @@ def backward_pooled(xc: np.ndarray, W: np.ndarray, dpool: np.ndarray, saved: tup
     spread(d_across, col_arg, [d[:, : p * ph].reshape(n, ph, p, blocks, p, half, f)[:, :, :, :, j] for j in range(p)],
            overlap=False)
     db = dpool.reshape(n, f, -1).sum(axis=(0, 2), dtype=dtype)
-    return _gradients(s, xc, W, d.reshape(-1, f * s.block), db, need_dx, dtype)
+    return _gradients(s, xc, W, d.reshape(-1, f * s.block), db, need_dx, dtype, rows, band)
 
 
 def backward(xc: np.ndarray, W: np.ndarray, dout: np.ndarray, pad: int, need_dx: bool, dtype):
@@ -164,17 +166,19 @@ def backward(xc: np.ndarray, W: np.ndarray, dout: np.ndarray, pad: int, need_dx:
     return _gradients(s, xc, W, d.reshape(-1, f * s.block), db, need_dx, dtype)
 
 
-def _gradients(s: _Shape, xc: np.ndarray, W: np.ndarray, d: np.ndarray, db: np.ndarray, need_dx: bool, dtype):
-    """(dW, db, dx or None) from ``d``, the output gradient as rows (N·oh·blocks, F·B) in the band's column order."""
+def _gradients(s: _Shape, xc: np.ndarray, W: np.ndarray, d: np.ndarray, db: np.ndarray, need_dx: bool, dtype,
+               rows: np.ndarray | None = None, band: np.ndarray | None = None):
+    """(dW, db, dx or None) from ``d``, the output gradient as rows (N·oh·blocks, F·B) in the band's column order;
+    ``rows`` and ``band`` when the forward kept them."""
     f, pad = W.shape[0], s.pad
-    grads = s.rows(s.padded(xc)).T @ d
+    grads = (s.rows(s.padded(xc)) if rows is None else rows).T @ d
     if s.pool > 1:  # columns (dw, x', f) back to (f, x = p·x' + dw) for the diagonals
         grads = grads.reshape(s.k, s.c, s.span, s.pool, s.block // s.pool, f).transpose(0, 1, 2, 5, 4, 3)
     grads = grads.reshape(s.k, s.c, s.span, f, s.block)
     dW = s.diagonals(grads).sum(axis=-1).transpose(3, 1, 0, 2)  # summed along each band diagonal
     if not need_dx:
         return dW, db, None
-    spread_back = (d @ s.band(W, dtype).T).reshape(s.n, s.oh, s.blocks, s.k, s.c, s.span)
+    spread_back = (d @ (s.band(W, dtype) if band is None else band).T).reshape(s.n, s.oh, s.blocks, s.k, s.c, s.span)
     dxp = np.zeros((s.n, s.hp, s.c, s.w + 2 * pad), dtype)
     sn, sh, sc, sw = dxp.strides
     for a in range(s.k):  # output row y read input row y + a through filter row a
