@@ -3,15 +3,17 @@
 im2col copies every k×k window: 25 times the input for a 5×5 filter, and col2im adds 25 shifted
 copies back. There is a cheaper way round for small filter banks. Cut each output row into
 blocks of B columns; the block needs the B + k - 1 input columns under it, in each of the k input
-rows it reads. Stack those: ``rows`` is (N·oh·blocks, k·C·(B+k-1)), about k·(B+k-1)/B times the
+rows it reads. Stack those: ``rows`` is (N·oh·blocks, k·(B+k-1)·C), about k·(B+k-1)/B times the
 input instead of k·k times. A filter row ``W[f, c, a, :]`` slid along B+k-1 columns is a band
 matrix, so the whole convolution is one matrix product ``rows @ band``, with ``band``
-(k·C·(B+k-1), F·B) holding ``W[f, c, a, j - x]`` at ((a, c, j), (f, x)) for 0 ≤ j - x < k:
+(k·(B+k-1)·C, F·B) holding ``W[f, c, a, j - x]`` at ((a, j, c), (f, x)) for 0 ≤ j - x < k:
 
-    out[n, f, y, block·B + x] = Σ_{a, c, j} rows[(n, y, block), (a, c, j)] · band[(a, c, j), (f, x)]
+    out[n, f, y, block·B + x] = Σ_{a, j, c} rows[(n, y, block), (a, j, c)] · band[(a, j, c), (f, x)]
 
 Backward is two more products of the same shapes: ``rowsᵀ @ dout``, whose band diagonals sum to
 dW, and ``dout @ bandᵀ``, whose pieces, shifted by a and by block, add up to dx (2k adds, not k·k).
+Channels come last within each input column, so rows are copied from channels-last images (what a
+pooled convolution hands out, ``forward_pooled``) in long runs, and dx comes back channels-last.
 
 The band is mostly zeros: this does (B+k-1)/k times the arithmetic of im2col, in three large
 products BLAS runs at full speed over a fraction of the memory. Which way pays depends on that
@@ -73,26 +75,30 @@ class _Shape:
         if not self.pad:
             return xc
         p = self.pad
-        xp = np.zeros((self.c, self.n, self.hp, self.w + 2 * p), xc.dtype)
+        xp = np.zeros((self.n, self.hp, self.w + 2 * p, self.c), xc.dtype).transpose(3, 0, 1, 2)  # channels last
         xp[:, :, p:p + self.h, p:p + self.w] = xc
         return xp
 
     def rows(self, xp: np.ndarray) -> np.ndarray:
-        """(N·oh·blocks, k·C·span): for each image, output row and block, the input it reads, one copy."""
+        """(N·oh·blocks, k·span·C): for each image, output row and block, the input it reads, one copy.
+
+        Channels come last, so the copy runs along whole rows of channels-last images (a pooled
+        convolution's output, ``forward_pooled``)."""
         sc, sn, sh, sw = xp.strides
-        shape = (self.n, self.oh, self.blocks, self.k, self.c, self.span)
-        view = as_strided(xp, shape, (sn, sh, self.block * sw, sh, sc, sw), writeable=False)
-        return np.ascontiguousarray(view).reshape(-1, self.k * self.c * self.span)
+        shape = (self.n, self.oh, self.blocks, self.k, self.span, self.c)
+        view = as_strided(xp, shape, (sn, sh, self.block * sw, sh, sw, sc), writeable=False)
+        return np.ascontiguousarray(view).reshape(-1, self.k * self.span * self.c)
 
     def diagonals(self, band: np.ndarray) -> np.ndarray:
-        """A view of ``band`` (k, C, span, F, B) as (k, C, k, F, B): [a, c, b, f, x] is band[a, c, x + b, f, x]."""
-        sa, sc, sj, sf, sx = band.strides
-        return as_strided(band, band.shape[:2] + (self.k,) + band.shape[3:], (sa, sc, sj, sf, sj + sx))
+        """A view of ``band`` (k, span, C, F, B) as (k, C, k, F, B): [a, c, b, f, x] is band[a, x + b, c, f, x]."""
+        sa, sj, sc, sf, sx = band.strides
+        k, _, c, f, block = band.shape
+        return as_strided(band, (k, c, self.k, f, block), (sa, sc, sj, sf, sj + sx))
 
     def band(self, W: np.ndarray, dtype) -> np.ndarray:
-        """(k·C·span, F·B): W[f, c, a, j - x] at ((a, c, j), (f, x)) for 0 ≤ j - x < k, else 0."""
+        """(k·span·C, F·B): W[f, c, a, j - x] at ((a, j, c), (f, x)) for 0 ≤ j - x < k, else 0."""
         f = W.shape[0]
-        band = np.zeros((self.k, self.c, self.span, f, self.block), dtype)
+        band = np.zeros((self.k, self.span, self.c, f, self.block), dtype)
         self.diagonals(band)[...] = W.transpose(2, 1, 3, 0)[..., None].astype(dtype, copy=False)
         if self.pool > 1:
             band = self.pooled(band).copy()
@@ -173,23 +179,22 @@ def _gradients(s: _Shape, xc: np.ndarray, W: np.ndarray, d: np.ndarray, db: np.n
     f, pad = W.shape[0], s.pad
     grads = (s.rows(s.padded(xc)) if rows is None else rows).T @ d
     if s.pool > 1:  # columns (dw, x', f) back to (f, x = p·x' + dw) for the diagonals
-        grads = grads.reshape(s.k, s.c, s.span, s.pool, s.block // s.pool, f).transpose(0, 1, 2, 5, 4, 3)
-    grads = grads.reshape(s.k, s.c, s.span, f, s.block)
+        grads = grads.reshape(s.k, s.span, s.c, s.pool, s.block // s.pool, f).transpose(0, 1, 2, 5, 4, 3)
+    grads = grads.reshape(s.k, s.span, s.c, f, s.block)
     dW = s.diagonals(grads).sum(axis=-1).transpose(3, 1, 0, 2)  # summed along each band diagonal
     if not need_dx:
         return dW, db, None
-    spread_back = (d @ (s.band(W, dtype) if band is None else band).T).reshape(s.n, s.oh, s.blocks, s.k, s.c, s.span)
-    dxp = np.zeros((s.n, s.hp, s.c, s.w + 2 * pad), dtype)
-    sn, sh, sc, sw = dxp.strides
+    spread_back = (d @ (s.band(W, dtype) if band is None else band).T).reshape(s.n, s.oh, s.blocks, s.k, s.span, s.c)
+    dxp = np.zeros((s.n, s.hp, s.w + 2 * pad, s.c), dtype)  # channels last, like the rows
+    sn, sh, sw, sc = dxp.strides
     for a in range(s.k):  # output row y read input row y + a through filter row a
         target = dxp[:, a:a + s.oh]
-        if s.blocks == 1:  # one block reads whole padded rows: one add, contiguous across channels and columns
+        if s.blocks == 1:  # one block reads whole padded rows: one add, contiguous across columns and channels
             target += spread_back[:, :, 0, a]
             continue
-        head = as_strided(target, (s.n, s.oh, s.blocks, s.c, s.block), (sn, sh, s.block * sw, sc, sw))
-        head += spread_back[:, :, :, a, :, :s.block]  # each block's own columns: the blocks do not overlap there
-        tail = as_strided(target[..., s.block:], (s.n, s.oh, s.blocks, s.c, s.k - 1), (sn, sh, s.block * sw, sc, sw))
-        tail += spread_back[:, :, :, a, :, s.block:]  # the k-1 columns a block shares with the next one
-    dx = np.empty((s.c, s.n, s.h, s.w), dtype)
-    np.copyto(dx, dxp[:, pad:pad + s.h, :, pad:pad + s.w].transpose(2, 0, 1, 3))
+        head = as_strided(target, (s.n, s.oh, s.blocks, s.block, s.c), (sn, sh, s.block * sw, sw, sc))
+        head += spread_back[:, :, :, a, :s.block]  # each block's own columns: the blocks do not overlap there
+        tail = as_strided(target[:, :, s.block:], (s.n, s.oh, s.blocks, s.k - 1, s.c), (sn, sh, s.block * sw, sw, sc))
+        tail += spread_back[:, :, :, a, s.block:]  # the k-1 columns a block shares with the next one
+    dx = dxp[:, pad:pad + s.h, pad:pad + s.w].transpose(3, 0, 1, 2)  # (C, N, H, W), a view of channels-last memory
     return dW, db, dx
