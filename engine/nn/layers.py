@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.nn.blas import in_parallel, single, together
 from engine.nn.functions import (one_hot, sigmoid, softmax, softmax_and_cross_entropy, softmax_cross_entropy,
                                  softmax_squared_error, to_indices)
 
@@ -30,6 +31,16 @@ def grad_buffer(grads: dict, key: str, like: np.ndarray, dtype) -> np.ndarray:
     if g is None or g.shape != like.shape or g.dtype != dtype or not g.flags.writeable:
         g = grads[key] = np.empty(like.shape, dtype=dtype)
     return g
+
+
+SHARE_ROWS = 16  # an affine layer shares a batch out over the worker threads in parts of at least this many rows
+SHARE_SIZE = 1 << 20  # … when its products are at least this large (rows × inputs × outputs)
+
+
+def _shared(rows: int, inputs: int, outputs: int) -> bool:
+    """Whether an affine layer's products go to the worker threads: large ones, while BLAS is held to one thread
+    (``engine.nn.blas.single``: a network whose convolutions run on those workers is training)."""
+    return rows * inputs * outputs >= SHARE_SIZE and single()
 
 
 class Layer:
@@ -80,22 +91,30 @@ class Affine(Layer):
         self._x_shape = in_shape  # dx goes back in this shape (e.g. a conv layer's (N, C, H, W))
         self._x = x
         out = self._out = _scratch(self._out, (x.shape[0], W.shape[1]), np.promote_types(x.dtype, W.dtype))
-        np.matmul(x, W, out=out)
+        if _shared(x.shape[0], *W.shape):  # rows of the batch on the worker threads
+            in_parallel(lambda first, end: np.matmul(x[first:end], W, out=out[first:end]), len(x), SHARE_ROWS)
+        else:
+            np.matmul(x, W, out=out)
         out += b
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         x, W = self._x, self.params["W"]
         dtype = np.promote_types(x.dtype, dout.dtype)
-        # x.T is a view: BLAS reads it transposed, nothing is copied
-        np.matmul(x.T, dout, out=grad_buffer(self.grads, "W", W, dtype))
+        gW = grad_buffer(self.grads, "W", W, dtype)
         np.add.reduce(dout, axis=0, out=grad_buffer(self.grads, "b", self.params["b"], dtype))
         self._x = None
-        if not self.need_dx:
-            return None
-        dx = self._dx = _scratch(self._dx, (dout.shape[0], W.shape[0]), np.promote_types(dout.dtype, W.dtype))
-        np.matmul(dout, W.T, out=dx)
-        return dx.reshape(self._x_shape)
+        dx = None
+        if self.need_dx:
+            dx = self._dx = _scratch(self._dx, (dout.shape[0], W.shape[0]), np.promote_types(dout.dtype, W.dtype))
+        # x.T and W.T are views: BLAS reads them transposed, nothing is copied
+        if dx is not None and _shared(len(x), *W.shape):  # the two products at once, on the worker threads
+            together(lambda: np.matmul(x.T, dout, out=gW), lambda: np.matmul(dout, W.T, out=dx))
+        else:
+            np.matmul(x.T, dout, out=gW)
+            if dx is not None:
+                np.matmul(dout, W.T, out=dx)
+        return None if dx is None else dx.reshape(self._x_shape)
 
 
 class Sigmoid(Layer):

@@ -9,12 +9,14 @@ A network is described by ``spec()`` (plain JSON-able data) and rebuilt by ``bui
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
 
 from engine.nn.conv import CONV_BUILDERS, PARAMETRIC_CONV
-from engine.nn.conv_pool import running_order
+from engine.nn.blas import one_thread
+from engine.nn.conv_pool import running_order, uses_workers
 from engine.nn.functions import softmax, to_indices
 from engine.nn.initializers import default_init, init_weight
 from engine.nn.layers import ACTIVATIONS, LOSSES, Affine, Layer
@@ -69,6 +71,7 @@ class Network:
         self.loss_name = loss
         self.loss_layer = LOSSES[loss]()
         self.input_shape = tuple(int(d) for d in input_shape)
+        self._one_blas_thread = uses_workers(self._running, self.input_shape)  # see engine.nn.conv_pool
         self.input_scale = float(input_scale)  # 255.0 for models trained on raw pixel values
         self.input_shift = float(input_shift)  # with the scale, a normalisation such as PyTorch's (x - mean) / std
         self.info = dict(info or {})
@@ -204,10 +207,11 @@ class Network:
             self._flat_grads = FlatParams.gather(self._flat_params, zeros=True)
             for name, layer, key in self._names:
                 layer.grads[key] = self._flat_grads[name]
-        loss = self.loss(x, t, train=True)
-        dout = self.loss_layer.backward(1.0)
-        for layer in reversed(self._running):
-            dout = layer.backward(dout)
+        with one_thread() if self._one_blas_thread else nullcontext():
+            loss = self.loss(x, t, train=True)
+            dout = self.loss_layer.backward(1.0)
+            for layer in reversed(self._running):
+                dout = layer.backward(dout)
         grads = self._flat_grads
         if grads is None:
             self.grads = {name: layer.grads[key] for name, layer, key in self._names}

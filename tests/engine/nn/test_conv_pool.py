@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from engine.nn import conv_rows
+from engine.nn.blas import single
 from engine.nn.conv import ConvError, Convolution, Dropout, Pooling
 from engine.nn.conv_pool import ConvPool, running_order
 from engine.nn.layers import ReLU
 from engine.nn.models import CNN_SPECS, make_cnn
+from engine.nn.network import make_mlp
 
 from _book_reference import layouts, ref_conv, ref_conv_backward, ref_pool, ref_pool_backward
 
@@ -136,3 +138,17 @@ def test_a_network_runs_conv_pool_then_relu_and_gets_the_scores_and_gradients_of
     for name, layer, key in net._names:
         scale = np.abs(layer.grads[key]).max()
         np.testing.assert_allclose(fast[name], layer.grads[key], rtol=1e-10, atol=1e-12 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("spec_name, one_thread", [("simple-convnet", True), ("deep-convnet", True), ("lenet", False),
+                                                   ("small-cnn", False), ("mlp", False)])
+def test_a_network_whose_convolutions_go_by_im2col_trains_on_one_blas_thread(spec_name, one_thread):
+    """Its convolutions and large affine products run on the worker threads (engine.nn.conv_pool.uses_workers)."""
+    net = make_mlp([784, 30, 10]) if spec_name == "mlp" else make_cnn(CNN_SPECS[spec_name](), seed=0)
+    seen = []
+    last, forward = net._running[-1], net._running[-1].forward
+    last.forward = lambda x, train=False: seen.append(single()) or forward(x, train)
+    rng = np.random.default_rng(0)
+    net.gradient(rng.random((4, 784), dtype=np.float32), rng.integers(0, 10, 4))
+    assert seen == [one_thread]
+    assert not single()  # BLAS has its threads back after the step

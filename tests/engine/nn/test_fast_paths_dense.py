@@ -11,6 +11,8 @@ import pickle
 import numpy as np
 import pytest
 
+from engine.nn import layers
+from engine.nn.blas import one_thread
 from engine.nn.layers import Affine, ReLU, Sigmoid, SoftmaxWithLoss, SoftmaxWithSquaredError, Tanh
 from engine.nn.network import Network, make_mlp
 from engine.nn.optimizers import FlatParams, make_optimizer
@@ -121,10 +123,23 @@ def normal(*shape, dtype=np.float64, scale=1.0):
 # ----- dense layers
 
 
+@pytest.fixture(params=["as is", "on the worker threads"])
+def threads(request, monkeypatch):
+    """Run each test as it is, and again as inside a CNN's training step (``engine.nn.blas.one_thread``), with
+    every affine product shared out over the worker threads, one row per part."""
+    if request.param == "as is":
+        yield request.param
+        return
+    monkeypatch.setattr(layers, "SHARE_SIZE", 0)
+    monkeypatch.setattr(layers, "SHARE_ROWS", 1)
+    with one_thread():
+        yield request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, layout", [((7, 13), "c"), ((1, 13), "c"), ((5, 13), "strided"),
                                              ((6, 13), "fortran"), ((3, 1, 13), "c")])
-def test_affine_forward_and_backward_match_the_book(dtype, x_shape, layout):
+def test_affine_forward_and_backward_match_the_book(threads, dtype, x_shape, layout):
     n_in, n_out = x_shape[-1], 5
     W, b = normal(n_in, n_out, dtype=dtype), normal(n_out, dtype=dtype)
     ours, ref = Affine(W.copy(), b.copy()), RefAffine(W, b)
@@ -147,7 +162,7 @@ def test_affine_forward_and_backward_match_the_book(dtype, x_shape, layout):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_affine_of_the_first_layer_skips_dx_but_fills_its_gradients(dtype):
+def test_affine_of_the_first_layer_skips_dx_but_fills_its_gradients(threads, dtype):
     W, b = normal(10, 4, dtype=dtype), normal(4, dtype=dtype)
     ours, ref = Affine(W.copy(), b.copy()), RefAffine(W, b)
     ours.need_dx = False
