@@ -180,11 +180,12 @@ class Network:
                 largest = max(largest, math.prod(shape))
             step = max(1, (1 << 22) // largest)
         parts = []
-        for start in range(0, max(1, len(out)), step):
-            part = out[start : start + step]
-            for layer in self._running:
-                part = layer.forward(part, train)
-            parts.append(part)
+        with one_thread() if self._one_blas_thread and len(out) > 1 else nullcontext():  # see gradient()
+            for start in range(0, max(1, len(out)), step):
+                part = out[start : start + step]
+                for layer in self._running:
+                    part = layer.forward(part, train)
+                parts.append(part)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

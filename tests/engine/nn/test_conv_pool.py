@@ -142,7 +142,7 @@ def test_a_network_runs_conv_pool_then_relu_and_gets_the_scores_and_gradients_of
 
 @pytest.mark.parametrize("spec_name, one_thread", [("simple-convnet", True), ("deep-convnet", True), ("lenet", False),
                                                    ("small-cnn", False), ("mlp", False)])
-def test_a_network_whose_convolutions_go_by_im2col_trains_on_one_blas_thread(spec_name, one_thread):
+def test_a_network_whose_convolutions_go_by_im2col_trains_and_scores_on_one_blas_thread(spec_name, one_thread):
     """Its convolutions and large affine products run on the worker threads (engine.nn.conv_pool.uses_workers)."""
     net = make_mlp([784, 30, 10]) if spec_name == "mlp" else make_cnn(CNN_SPECS[spec_name](), seed=0)
     seen = []
@@ -150,5 +150,6 @@ def test_a_network_whose_convolutions_go_by_im2col_trains_on_one_blas_thread(spe
     last.forward = lambda x, train=False: seen.append(single()) or forward(x, train)
     rng = np.random.default_rng(0)
     net.gradient(rng.random((4, 784), dtype=np.float32), rng.integers(0, 10, 4))
-    assert seen == [one_thread]
+    net.scores(rng.random((3, 784), dtype=np.float32))
+    assert seen == [one_thread, one_thread]
     assert not single()  # BLAS has its threads back after the step
