@@ -74,12 +74,15 @@ class ConvPool(Layer):
         row_arg = np.empty((f, n, q), np.int8) if train else None  # which row of the window won
         bias = b.astype(dtype, copy=False).reshape(f, 1, 1, 1)
 
+        cols = np.empty(scratch.rows * n * scratch.positions, dtype) if train else None  # backward's, chunk by chunk
+
         def part(start: int, stop: int) -> None:
             own = scratch if start == 0 else scratch.fresh()
             across = np.empty((f, p, own.images * q), dtype)  # each window row's maximum
             for first, end in own.chunks(stop - start, start):
                 m = end - first
-                y = np.matmul(wmat, own.im2col(xc[:, first:end]), out=own.product(f, m)).reshape(f, p, p, m * q)
+                keep = None if cols is None else cols[own.rows * first * own.positions:]
+                y = np.matmul(wmat, own.im2col(xc[:, first:end], keep), out=own.product(f, m)).reshape(f, p, p, m * q)
                 y += bias  # before comparing, so ties are those of the convolution's own output
                 a = across[:, :, : m * q]
                 max_into([y[:, :, j] for j in range(p)], a,
@@ -90,7 +93,7 @@ class ConvPool(Layer):
         with one_thread():  # many small products: see engine.nn.blas
             in_parallel(part, n, scratch.images)
         if train:
-            self._x, self._args = x, ("im2col", (col_arg, row_arg))
+            self._x, self._args = x, ("im2col", (col_arg, row_arg, cols))
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -106,9 +109,9 @@ class ConvPool(Layer):
             np.copyto(grad_buffer(conv.grads, "W", W, dtype), dW)
             np.copyto(grad_buffer(conv.grads, "b", conv.params["b"], dtype), db)
             return None if dx is None else dx.transpose(1, 0, 2, 3)
-        col_arg, row_arg = saved
+        col_arg, row_arg, cols = saved
         f, n, q = row_arg.shape
-        scratch, xc, _ = conv._scratch(x, dtype, pool=p)
+        scratch = conv._scratch(x, dtype, pool=p)[0]  # the same chunks as the forward's: same batch, same sizes
         dout = dout.reshape(n, f, q).transpose(1, 0, 2).astype(dtype, copy=False)  # (F, N, q): a view
 
         def part(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +127,8 @@ class ConvPool(Layer):
                 dy = own.product(f, m).reshape(f, p, p, m * q)
                 spread(da, col_arg[:, :, first:end].reshape(f, p, m * q), [dy[:, :, j] for j in range(p)], overlap=False)
                 dy = dy.reshape(f, -1)
-                dWT += own.im2col(xc[:, first:end]) @ dy.T
+                col = cols[own.rows * first * own.positions:][: own.rows * m * own.positions].reshape(own.rows, -1)
+                dWT += col @ dy.T  # the forward's col for these images
                 db += d.sum(axis=(1, 2))
             return dWT, db
 

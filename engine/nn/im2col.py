@@ -78,8 +78,9 @@ class Scratch:
                               (sc, sh, sw, s * sh, s * sw, sn, p * s * sh, p * s * sw), writeable=False)
         return as_strided(xp, (c, k, k, m, self.oh, self.ow), (sc, sh, sw, sn, s * sh, s * sw), writeable=False)
 
-    def im2col(self, xc: np.ndarray) -> np.ndarray:
-        """``col`` (C·k·k, M·positions) of the M images ``xc`` (C, M, H, W); valid until the next call."""
+    def im2col(self, xc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``col`` (C·k·k, M·positions) of the M images ``xc`` (C, M, H, W); valid until the next call, or
+        written into ``out`` (at least C·k·k·M·positions long) to keep."""
         m, p = xc.shape[1], self.pad
         if self._col is None:
             self._col = np.empty(self.rows * self.images * self.positions, self.dtype)
@@ -91,7 +92,7 @@ class Scratch:
         else:
             xp = xc
         windows = self._windows(xp)
-        col = self._col[: self.rows * m * self.positions].reshape(windows.shape)
+        col = (self._col if out is None else out)[: self.rows * m * self.positions].reshape(windows.shape)
         np.copyto(col, windows)
         return col.reshape(self.rows, -1)
 
