@@ -6,7 +6,8 @@ cache. Here the convolution's im2col lays its columns out in pooled order (``eng
 ``pool``): the p·p values each p×p window compares come out of ``W @ col`` as p·p contiguous blocks,
 so the pool is a few whole-block maximums over products still in cache, and the full-size feature
 map is never stored. For SimpleConvNet's first layer that is forward 2.5× and forward + backward
-1.7× faster than convolving and pooling in turn.
+1.7× faster than convolving and pooling in turn. A convolution by rows (``engine.nn.conv_rows``,
+LeNet's) orders its band's columns the same way and hands out its pooled output channels-last.
 
 The result is exactly the layers' in turn: the bias is added before the comparison, the pool takes
 the maximum across each window's columns and then down its rows, the first maximum winning a tie
@@ -31,10 +32,10 @@ class ConvPool(Layer):
     """``conv`` then ``pool`` (p×p windows, stride p, no padding) as one layer of a network's running order.
 
     The parameters and gradients stay the convolution's own (the network reads them from its layers).
-    The two simply run in turn when the convolution goes by rows (``Convolution._by_rows``), and when
-    it must hand back dx (``need_dx``: any but a network's first layer): col2im in pooled order takes
-    k²·p² small strided adds per chunk where the usual order takes k² long ones, which made
-    DeepConvNet's backward twice as slow as convolving and pooling in turn.
+    The two simply run in turn when the convolution goes by rows in blocks the windows do not tile
+    (``conv_rows.pools``), and when it goes by im2col and must hand back dx (``need_dx``: any but a
+    network's first layer): col2im in pooled order takes k²·p² small strided adds per chunk where the
+    usual order takes k² long ones, which made DeepConvNet's backward twice as slow as in turn.
     """
 
     def __init__(self, conv: Convolution, pool: Pooling) -> None:
