@@ -58,7 +58,8 @@ def pools(k: int, ow: int, pool: int) -> bool:
 class _Shape:
     """The sizes one call works with: images (C, N, H, W), ``pad``, the filters' k, the block width, the pool's p.
 
-    With a pool, the band's columns for a block run (p, B/p, F): column x = p·x' + dw of filter f at (dw, x', f).
+    The band's columns for a block run (p, B/p, F): column x = p·x' + dw of filter f at (dw, x', f)
+    (without a pool, p = 1: (x, f)).
     """
 
     def __init__(self, x_shape: tuple, k: int, pad: int, pool: int = 1) -> None:
@@ -89,33 +90,29 @@ class _Shape:
         view = as_strided(xp, shape, (sn, sh, self.block * sw, sh, sw, sc), writeable=False)
         return np.ascontiguousarray(view).reshape(-1, self.k * self.span * self.c)
 
-    def diagonals(self, band: np.ndarray) -> np.ndarray:
-        """A view of ``band`` (k, span, C, F, B) as (k, C, k, F, B): [a, c, b, f, x] is band[a, x + b, c, f, x]."""
-        sa, sj, sc, sf, sx = band.strides
-        k, _, c, f, block = band.shape
-        return as_strided(band, (k, c, self.k, f, block), (sa, sc, sj, sf, sj + sx))
+    def diagonals(self, band: np.ndarray) -> list[np.ndarray]:
+        """Views of ``band`` (k·span·C, B·F), one per dw < p, each (k, C, k, F, B/p): [a, c, b, f, x'] is the band's
+        ((a, j, c), (dw, x', f)) with j = p·x' + dw + b, the place of W[f, c, a, b] for output column p·x' + dw."""
+        p, f = self.pool, band.shape[1] // self.block
+        band = band.reshape(self.k, self.span, self.c, p, self.block // p, f)
+        sa, sj, sc, _, sx, sf = band.strides
+        shape, strides = (self.k, self.c, self.k, f, self.block // p), (sa, sc, sj, sf, p * sj + sx)
+        return [as_strided(band[:, dw:, :, dw:], shape, strides) for dw in range(p)]
 
     def band(self, W: np.ndarray, dtype) -> np.ndarray:
-        """(k·span·C, F·B): W[f, c, a, j - x] at ((a, j, c), (f, x)) for 0 ≤ j - x < k, else 0."""
-        f = W.shape[0]
-        band = np.zeros((self.k, self.span, self.c, f, self.block), dtype)
-        self.diagonals(band)[...] = W.transpose(2, 1, 3, 0)[..., None].astype(dtype, copy=False)
-        if self.pool > 1:
-            band = self.pooled(band).copy()
-        return band.reshape(-1, f * self.block)
-
-    def pooled(self, a: np.ndarray) -> np.ndarray:
-        """A view of ``a`` (…, F, B) with its last two axes as (p, B/p, F): [..., dw, x', f] = a[..., f, p·x' + dw]."""
-        f, p = a.shape[-2], self.pool
-        return a.reshape(a.shape[:-2] + (f, self.block // p, p)).swapaxes(-1, -3)
+        """(k·span·C, B·F): W[f, c, a, j - x] at ((a, j, c), (dw, x', f)), x = p·x' + dw, for 0 ≤ j - x < k, else 0."""
+        band = np.zeros((self.k * self.span * self.c, self.block * W.shape[0]), dtype)
+        for diagonal in self.diagonals(band):
+            diagonal[...] = W.transpose(2, 1, 3, 0)[..., None].astype(dtype, copy=False)
+        return band
 
 
 def forward(xc: np.ndarray, W: np.ndarray, b: np.ndarray, pad: int, dtype) -> np.ndarray:
     """The convolution of images ``xc`` (C, N, H, W) as (F, N, oh, ow), bias added."""
     s, f = _Shape(xc.shape, W.shape[2], pad), W.shape[0]
-    products = s.rows(s.padded(xc)) @ s.band(W, dtype)  # (N·oh·blocks, F·B)
+    products = s.rows(s.padded(xc)) @ s.band(W, dtype)  # (N·oh·blocks, B·F)
     out = np.empty((f, s.n, s.oh, s.ow), dtype)
-    np.add(products.reshape(s.n, s.oh, s.blocks, f, s.block).transpose(3, 0, 1, 2, 4),
+    np.add(products.reshape(s.n, s.oh, s.blocks, s.block, f).transpose(4, 0, 1, 2, 3),
            b.astype(dtype, copy=False).reshape(f, 1, 1, 1, 1), out=out.reshape(f, s.n, s.oh, s.blocks, s.block))
     return out
 
@@ -166,8 +163,8 @@ def backward_pooled(xc: np.ndarray, W: np.ndarray, dpool: np.ndarray, saved: tup
 def backward(xc: np.ndarray, W: np.ndarray, dout: np.ndarray, pad: int, need_dx: bool, dtype):
     """(dW, db, dx (C, N, H, W) or None) for images ``xc`` (C, N, H, W) and output gradient ``dout`` (F, N, oh, ow)."""
     s, f = _Shape(xc.shape, W.shape[2], pad), W.shape[0]
-    d = np.empty((s.n, s.oh, s.blocks, f, s.block), dtype)
-    np.copyto(d, dout.reshape(f, s.n, s.oh, s.blocks, s.block).transpose(1, 2, 3, 0, 4))
+    d = np.empty((s.n, s.oh, s.blocks, s.block, f), dtype)
+    np.copyto(d, dout.reshape(f, s.n, s.oh, s.blocks, s.block).transpose(1, 2, 3, 4, 0))
     db = dout.sum(axis=(1, 2, 3), dtype=dtype)
     return _gradients(s, xc, W, d.reshape(-1, f * s.block), db, need_dx, dtype)
 
@@ -176,12 +173,9 @@ def _gradients(s: _Shape, xc: np.ndarray, W: np.ndarray, d: np.ndarray, db: np.n
                rows: np.ndarray | None = None, band: np.ndarray | None = None):
     """(dW, db, dx or None) from ``d``, the output gradient as rows (N·oh·blocks, F·B) in the band's column order;
     ``rows`` and ``band`` when the forward kept them."""
-    f, pad = W.shape[0], s.pad
+    pad = s.pad
     grads = (s.rows(s.padded(xc)) if rows is None else rows).T @ d
-    if s.pool > 1:  # columns (dw, x', f) back to (f, x = p·x' + dw) for the diagonals
-        grads = grads.reshape(s.k, s.span, s.c, s.pool, s.block // s.pool, f).transpose(0, 1, 2, 5, 4, 3)
-    grads = grads.reshape(s.k, s.span, s.c, f, s.block)
-    dW = s.diagonals(grads).sum(axis=-1).transpose(3, 1, 0, 2)  # summed along each band diagonal
+    dW = sum(diagonal.sum(axis=-1) for diagonal in s.diagonals(grads)).transpose(3, 1, 0, 2)  # along each diagonal
     if not need_dx:
         return dW, db, None
     spread_back = (d @ (s.band(W, dtype) if band is None else band).T).reshape(s.n, s.oh, s.blocks, s.k, s.span, s.c)
