@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads sharing a convolution's images
+WORKERS = max(1, min(4, os.cpu_count() or 1))  # threads sharing a convolution's images or an affine layer's products
 _pool: list[ThreadPoolExecutor] = []  # made on first use, shared by every layer of this process
 _lock = threading.Lock()
 _libs: list = []  # [threadpoolctl's controllers of the BLAS libraries NumPy loaded], looked up once

@@ -6,9 +6,9 @@ blocks of B columns; the block needs the B + k - 1 input columns under it, in ea
 rows it reads. Stack those: ``rows`` is (N·oh·blocks, k·(B+k-1)·C), about k·(B+k-1)/B times the
 input instead of k·k times. A filter row ``W[f, c, a, :]`` slid along B+k-1 columns is a band
 matrix, so the whole convolution is one matrix product ``rows @ band``, with ``band``
-(k·(B+k-1)·C, F·B) holding ``W[f, c, a, j - x]`` at ((a, j, c), (f, x)) for 0 ≤ j - x < k:
+(k·(B+k-1)·C, B·F) holding ``W[f, c, a, j - x]`` at ((a, j, c), (x, f)) for 0 ≤ j - x < k:
 
-    out[n, f, y, block·B + x] = Σ_{a, j, c} rows[(n, y, block), (a, j, c)] · band[(a, j, c), (f, x)]
+    out[n, f, y, block·B + x] = Σ_{a, j, c} rows[(n, y, block), (a, j, c)] · band[(a, j, c), (x, f)]
 
 Backward is two more products of the same shapes: ``rowsᵀ @ dout``, whose band diagonals sum to
 dW, and ``dout @ bandᵀ``, whose pieces, shifted by a and by block, add up to dx (2k adds, not k·k).
@@ -171,7 +171,7 @@ def backward(xc: np.ndarray, W: np.ndarray, dout: np.ndarray, pad: int, need_dx:
 
 def _gradients(s: _Shape, xc: np.ndarray, W: np.ndarray, d: np.ndarray, db: np.ndarray, need_dx: bool, dtype,
                rows: np.ndarray | None = None, band: np.ndarray | None = None):
-    """(dW, db, dx or None) from ``d``, the output gradient as rows (N·oh·blocks, F·B) in the band's column order;
+    """(dW, db, dx or None) from ``d``, the output gradient as rows (N·oh·blocks, B·F) in the band's column order;
     ``rows`` and ``band`` when the forward kept them."""
     pad = s.pad
     grads = (s.rows(s.padded(xc)) if rows is None else rows).T @ d

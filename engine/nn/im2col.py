@@ -82,17 +82,19 @@ class Scratch:
         """``col`` (C·k·k, M·positions) of the M images ``xc`` (C, M, H, W); valid until the next call, or
         written into ``out`` (at least C·k·k·M·positions long) to keep."""
         m, p = xc.shape[1], self.pad
-        if self._col is None:
-            self._col = np.empty(self.rows * self.images * self.positions, self.dtype)
-            if self._padded_shape is not None:
-                self._padded = np.zeros(self._padded_shape, self.dtype)
+        if out is None:
+            if self._col is None:
+                self._col = np.empty(self.rows * self.images * self.positions, self.dtype)
+            out = self._col
+        if self._padded is None and self._padded_shape is not None:
+            self._padded = np.zeros(self._padded_shape, self.dtype)
         if self._padded is not None:  # the border stays zero: only the inside is ever written
             xp = self._padded[:, :m]
             xp[:, :, p : p + self.h, p : p + self.w] = xc
         else:
             xp = xc
         windows = self._windows(xp)
-        col = (self._col if out is None else out)[: self.rows * m * self.positions].reshape(windows.shape)
+        col = out[: self.rows * m * self.positions].reshape(windows.shape)
         np.copyto(col, windows)
         return col.reshape(self.rows, -1)
 
@@ -129,11 +131,11 @@ class Scratch:
             target = self._dpadded[:, :m]
         else:
             target = dx
+        if self.pool > 1:
+            raise NotImplementedError("col2im in pooled order (engine.nn.conv_pool fuses only layers without dx)")
         target.fill(0)
         d = dcol.reshape(self._windows(target).shape)
         # one add per kernel offset (np.add.at would be far slower)
-        if self.pool > 1:
-            raise NotImplementedError("col2im in pooled order (engine.nn.conv_pool fuses only layers without dx)")
         for i in range(k):
             for j in range(k):
                 if self.wide:  # unused columns of dcol are zero: adding them past a row's end changes nothing
