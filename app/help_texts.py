@@ -49,8 +49,9 @@ _PAGES = {
         "Loss plot: the thin line is each mini-batch's loss, the bold one their smoothed average (the legend "
         "names its window); ○ and □ mark each epoch's loss and accuracy on the training and test digits. A "
         "falling loss is learning; a test loss far above the training loss is overfitting.",
-        "Weights: one tile per first-layer unit, its 784 input weights as a 28×28 picture, by default the "
-        "change since the run started: red where ink makes the unit fire, blue where ink holds it back.",
+        "Weights: one tile per first-layer unit, its 784 input weights as a 28×28 picture (for a CNN, one tile "
+        "per filter of the first convolution, its small window of weights), by default the change since the "
+        "run started: red where ink makes the unit fire, blue where ink holds it back.",
     ),
     "Evaluate": (
         "Test accuracy and loss, the accuracy of each digit and the 10×10 confusion matrix (rows: the true "

@@ -35,6 +35,20 @@ LOSS_HELP = ("How to read it: thin line, each mini-batch's loss; bold, their {wi
              "overfitting.")
 WEIGHTS_HELP = ("How to read it: one tile per hidden unit, its 784 input weights as a 28×28 picture. Red: ink there "
                 "makes the unit fire; blue: ink there holds it back. Strokes appear as the unit learns.")
+# (title, help line, tooltip) of the weights view for an MLP's first layer and for a CNN's first convolution
+WEIGHTS_TEXTS = {
+    "units": ("<b>First-layer weights</b> — what each hidden unit looks for (red: ink helps, blue: ink hurts)",
+              WEIGHTS_HELP,
+              "Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, redrawn twice a second "
+              "while training runs fast, every step when the pace is slow"),
+    "filters": ("<b>First-layer filters</b> — what each convolution filter looks for, anywhere in the image "
+                "(red: ink helps, blue: ink hurts)",
+                "How to read it: one tile per filter of the first convolution, its small window of weights, slid "
+                "over every place in the digit. Red: ink there makes the filter respond; blue: ink there holds it "
+                "back. Edges and pieces of strokes appear as the filters learn.",
+                "Each tile is one filter's weights (e.g. 5×5), redrawn twice a second while training runs fast, "
+                "every step when the pace is slow"),
+}
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -107,8 +121,7 @@ class TrainingPage(QWidget):
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 4, 0, 0)
-        title = QLabel("<b>First-layer weights</b> — what each hidden unit looks for "
-                       "(red: ink helps, blue: ink hurts)")
+        self.weights_title = title = QLabel(WEIGHTS_TEXTS["units"][0])
         title.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(title, 1)
@@ -121,8 +134,7 @@ class TrainingPage(QWidget):
         row.addWidget(self.weight_change_check)
         layout.addLayout(row)
         self.weight_grid = WeightGrid()
-        self.weight_grid.setToolTip("Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, "
-                                    "redrawn twice a second while training runs fast, every step when the pace is slow")
+        self.weight_grid.setToolTip(WEIGHTS_TEXTS["units"][2])
         layout.addWidget(self.weight_grid, 1)
         self.weights_help = help_line(WEIGHTS_HELP)
         layout.addWidget(self.weights_help)
@@ -243,6 +255,11 @@ class TrainingPage(QWidget):
     def _network_changed(self, network) -> None:
         w1 = None if network is None else network.params.get("W1")
         self._w1_start = None if w1 is None else shown_weights(w1)
+        title, help_text, tip = WEIGHTS_TEXTS["filters" if w1 is not None and w1.ndim == 4 else "units"]
+        self.weights_title.setText(title)
+        self.weights_help.setText(help_text)
+        self.weights_help.setToolTip(help_text)  # a help line's tooltip is its text (widgets.plain_text.help_line)
+        self.weight_grid.setToolTip(tip)
         self.refresh_weights()
 
     def _state_changed(self, state: str) -> None:

@@ -285,6 +285,9 @@ def test_a_small_cnn_trains_live_and_shows_its_filters(qtbot, window, monkeypatc
     assert window.training_page.weight_grid.tile_count() == net.params["W1"].shape[0]
     assert np.any(shown[-1])  # filters moved: the change since the start is not all zero
     assert window.training_page.loss_plot.iteration_count == 60
+    page = window.training_page  # the words around the view speak of filters, not of 784 input weights
+    assert "filters" in page.weights_title.text() and "784" not in page.weights_help.text()
+    assert "filter" in page.weights_help.text() and "filter" in page.weight_grid.toolTip()
 
 
 def test_a_fast_run_redraws_the_plot_twice_and_weights_and_predictions_once_a_second_copying_only_the_units_shown(
@@ -308,6 +311,7 @@ def test_a_fast_run_redraws_the_plot_twice_and_weights_and_predictions_once_a_se
     assert shown[-1].shape == (784, 64)  # a copy of the 64 units drawn, not of all 100
     np.testing.assert_allclose(shown[-1], w1[:, :64] - start_w1)  # the run's end shows its last weights
     assert page.weight_grid.caption().startswith("64 of 100 units")
+    assert "hidden unit" in page.weights_title.text() and "784 input weights" in page.weights_help.text()
 
 
 def test_the_weights_view_on_a_page_not_showing_draws_when_the_page_is_shown(qtbot, window, monkeypatch):
