@@ -86,6 +86,11 @@ class Convolution(Layer):
         oh, ow = _check_image_shape("convolution", input_shape, c, k, self.stride, self.pad)
         return (int(f), oh, ow)
 
+    def store_grads(self, dW: np.ndarray, db: np.ndarray, dtype) -> None:
+        """Copy ``dW`` (F, C, k, k) and ``db`` into ``grads`` (into the arrays the network handed out, when they fit)."""
+        np.copyto(grad_buffer(self.grads, "W", self.params["W"], dtype), dW)
+        np.copyto(grad_buffer(self.grads, "b", self.params["b"], dtype), db)
+
     def _by_rows(self, x: np.ndarray) -> bool:
         """Whether to convolve ``x`` by rows (``engine.nn.conv_rows``: small filter banks) or by im2col."""
         return self.by_rows(x.shape[1:])
@@ -142,8 +147,7 @@ class Convolution(Layer):
             _, oh, ow = self.output_shape(x.shape[1:])
             dout = dout.reshape(len(x), f, oh, ow).transpose(1, 0, 2, 3)
             dW, db, dx = conv_rows.backward(x.transpose(1, 0, 2, 3), W, dout, self.pad, self.need_dx, dtype)
-            np.copyto(grad_buffer(self.grads, "W", W, dtype), dW)
-            np.copyto(grad_buffer(self.grads, "b", self.params["b"], dtype), db)
+            self.store_grads(dW, db, dtype)
             self._x = None
             return None if dx is None else dx.transpose(1, 0, 2, 3)
         scratch, xc, wmat = self._scratch(x, dtype)
@@ -167,8 +171,7 @@ class Convolution(Layer):
 
         with one_thread():
             sums = in_parallel(part, n, scratch.images)
-        np.copyto(grad_buffer(self.grads, "W", W, dtype).reshape(f, -1), sum(s[0] for s in sums).T)
-        np.copyto(grad_buffer(self.grads, "b", self.params["b"], dtype), sum(s[1] for s in sums))
+        self.store_grads(sum(s[0] for s in sums).T.reshape(W.shape), sum(s[1] for s in sums), dtype)
         self._x = None
         return None if dx is None else dx.transpose(1, 0, 2, 3)
 

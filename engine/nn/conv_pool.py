@@ -24,7 +24,7 @@ import numpy as np
 from engine.nn import conv_rows
 from engine.nn.blas import in_parallel, one_thread
 from engine.nn.conv import ConvError, Convolution, Pooling
-from engine.nn.layers import Layer, ReLU, grad_buffer
+from engine.nn.layers import Layer, ReLU
 from engine.nn.maxpool import max_into, spread
 
 
@@ -48,25 +48,32 @@ class ConvPool(Layer):
     def output_shape(self, input_shape: tuple) -> tuple:
         return self.pool.output_shape(self.conv.output_shape(input_shape))
 
+    def way(self, x: np.ndarray) -> str | None:
+        """How ``x`` goes through: "rows" or "im2col" (pooling inside the convolution), or None (the two in turn)."""
+        conv = self.conv
+        f, c, k, _ = conv.params["W"].shape
+        if x.ndim != 4 or x.shape[1] != c:
+            return None  # the convolution raises its own error
+        if conv._by_rows(x):
+            return "rows" if conv_rows.pools(k, x.shape[3] + 2 * conv.pad - k + 1, self.pool.size) else None
+        return None if conv.need_dx else "im2col"
+
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         conv, p = self.conv, self.pool.size
         if train:
             self._x = self._args = None
+        how = self.way(x)
+        if how is None:
+            return self.pool.forward(conv.forward(x, train), train)
         W, b = conv.params["W"], conv.params["b"]
-        f, c, k, _ = W.shape
-        if x.ndim != 4 or x.shape[1] != c:
-            return self.pool.forward(conv.forward(x, train), train)  # which raises the convolution's error
+        f = W.shape[0]
         dtype = np.result_type(x.dtype, W.dtype)
-        if conv._by_rows(x):
-            if not conv_rows.pools(k, x.shape[3] + 2 * conv.pad - k + 1, p):
-                return self.pool.forward(conv.forward(x, train), train)
+        if how == "rows":
             self.output_shape(x.shape[1:])  # ConvError when the windows do not fit
             out, saved = conv_rows.forward_pooled(x.transpose(1, 0, 2, 3), W, b, conv.pad, dtype, p, train)
             if train:
                 self._x, self._args = x, ("rows", saved)
             return out
-        if conv.need_dx:
-            return self.pool.forward(conv.forward(x, train), train)
         scratch, xc, wmat = conv._scratch(x, dtype, pool=p)
         _, ph, pw = self.pool.output_shape((f, scratch.oh, scratch.ow))  # ConvError when no window fits
         n, q = len(x), ph * pw
@@ -107,8 +114,7 @@ class ConvPool(Layer):
         self._x = self._args = None
         if how == "rows":
             dW, db, dx = conv_rows.backward_pooled(x.transpose(1, 0, 2, 3), W, dout, saved, conv.pad, conv.need_dx, dtype)
-            np.copyto(grad_buffer(conv.grads, "W", W, dtype), dW)
-            np.copyto(grad_buffer(conv.grads, "b", conv.params["b"], dtype), db)
+            conv.store_grads(dW, db, dtype)
             return None if dx is None else dx.transpose(1, 0, 2, 3)
         col_arg, row_arg, cols = saved
         f, n, q = row_arg.shape
@@ -135,8 +141,7 @@ class ConvPool(Layer):
 
         with one_thread():
             sums = in_parallel(part, n, scratch.images)
-        np.copyto(grad_buffer(conv.grads, "W", W, dtype).reshape(f, -1), sum(s[0] for s in sums).T)
-        np.copyto(grad_buffer(conv.grads, "b", conv.params["b"], dtype), sum(s[1] for s in sums))
+        conv.store_grads(sum(s[0] for s in sums).T.reshape(W.shape), sum(s[1] for s in sums), dtype)
         return None  # by im2col only when nobody needs dx
 
 
