@@ -101,11 +101,10 @@ class Network:
     # ----- parameters -----
     @property
     def params(self) -> dict[str, np.ndarray]:
-        params = {name: layer.params[key] for name, layer, key in self._names}
         flat = self._flat_params
-        if flat is not None and all(params[name] is view for name, view in flat.items()):
-            return FlatParams(flat.flat, params, flat.layout)
-        return params  # a layer's array was replaced: no longer one buffer
+        if flat is not None and all(layer.params[key] is flat[name] for name, layer, key in self._names):
+            return FlatParams(flat.flat, flat, flat.layout)  # a new dict of the same views: the caller may change it
+        return {name: layer.params[key] for name, layer, key in self._names}  # a layer's array was replaced
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy values into the existing arrays; names and shapes must match exactly."""
@@ -170,8 +169,13 @@ class Network:
     def scores(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """Scores (logits) for a batch. Inference keeps no state (thread-safe) and runs a long batch in slices."""
         out = self._prepare(x)
+        if train:  # one batch, whose intermediate values the layers keep for backward
+            with one_thread() if self._one_blas_thread else nullcontext():  # see gradient()
+                for layer in self._running:
+                    out = layer.forward(out, True)
+            return out
         step = max(1, len(out))
-        if not train and len(out) > 1:
+        if len(out) > 1:
             # slices whose largest activation holds about 4M values: a CNN's feature maps stay tens of MB
             # (not the GBs of 10,000 images at once), an MLP still gets large matrix products
             shape, largest = self.input_shape, 1
@@ -184,7 +188,7 @@ class Network:
             for start in range(0, max(1, len(out)), step):
                 part = out[start : start + step]
                 for layer in self._running:
-                    part = layer.forward(part, train)
+                    part = layer.forward(part)
                 parts.append(part)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 

@@ -83,6 +83,7 @@ class Optimizer:
     name = "optimizer"
     # hyper-parameter -> (low bound, high bound or None, low inclusive)
     limits: dict = {"lr": (0.0, None, False)}
+    _buffers: tuple = ()  # see _scratch
 
     def __init__(self, **values) -> None:
         self.set(**values)
@@ -101,6 +102,14 @@ class Optimizer:
 
     def update(self, params: dict, grads: dict) -> None:
         raise NotImplementedError
+
+    def _scratch(self, like: np.ndarray, count: int = 1) -> tuple[np.ndarray, ...]:
+        """``count`` buffers shaped like ``like`` for a rule's intermediate values, kept while ``like`` keeps its shape
+        (the whole network's flat buffer, one update after another): no temporaries allocated per step."""
+        buffers = self._buffers
+        if len(buffers) < count or buffers[0].shape != like.shape or buffers[0].dtype != like.dtype:
+            buffers = self._buffers = tuple(np.empty_like(like) for _ in range(count))
+        return buffers[:count]
 
     def _state(self, name: str, params: dict) -> dict:
         """Per-parameter state (velocities, squared-gradient sums), zeros on first use: one optimizer serves any network."""
@@ -123,7 +132,8 @@ class SGD(Optimizer):
 
     def update(self, params, grads):
         for p, g in _arrays(params, grads):
-            p -= self.lr * g
+            (step,) = self._scratch(p)
+            p -= np.multiply(g, self.lr, out=step)  # p -= lr * g
 
 
 class Momentum(Optimizer):
@@ -136,8 +146,9 @@ class Momentum(Optimizer):
 
     def update(self, params, grads):
         for p, g, v in _arrays(params, grads, self._state("v", params)):
+            (step,) = self._scratch(p)
             v *= self.momentum
-            v -= self.lr * g
+            v -= np.multiply(g, self.lr, out=step)  # v -= lr * g
             p += v
 
 
@@ -205,7 +216,6 @@ class Adam(Optimizer):
         self.iter = 0
         self.m = None
         self.v = None
-        self._buffers = None
 
     def update(self, params, grads):
         means, squares = self._state("m", params), self._state("v", params)
@@ -214,7 +224,7 @@ class Adam(Optimizer):
         lr_t = self.lr * math.sqrt(1.0 - b2**self.iter) / (1.0 - b1**self.iter)
         for p, g, m, v in _arrays(params, grads, means, squares):
             # the book's three lines, operation for operation, in two reused buffers instead of eight temporaries
-            t, u = self._scratch(p)
+            t, u = self._scratch(p, 2)
             np.subtract(g, m, out=t)  # m += (1 - b1) * (g - m)
             t *= 1 - b1
             m += t
@@ -227,12 +237,6 @@ class Adam(Optimizer):
             t += self.eps
             u /= t
             p -= u
-
-    def _scratch(self, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Two buffers shaped like ``like``, kept while it is the whole network's flat buffer."""
-        if self._buffers is None or self._buffers[0].shape != like.shape or self._buffers[0].dtype != like.dtype:
-            self._buffers = (np.empty_like(like), np.empty_like(like))
-        return self._buffers
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)}

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from engine.nn.optimizers import OPTIMIZERS, SGD, Adam, make_optimizer
+from engine.nn.network import make_mlp
+from engine.nn.optimizers import OPTIMIZERS, SGD, Adam, FlatParams, make_optimizer
 
 # f(x, y) = x²/20 + y², the book's optimizer comparison, from (-7, 2)
 GRAD = lambda p: np.array([p[0] / 10.0, 2.0 * p[1]])  # noqa: E731
@@ -33,6 +34,30 @@ def test_sgd_step_is_lr_times_gradient():
     params = {"W": np.array([1.0, 2.0])}
     SGD(lr=0.1).update(params, {"W": np.array([10.0, -10.0])})
     np.testing.assert_allclose(params["W"], [0.0, 3.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_and_momentum_match_the_books_lines_bit_for_bit_and_leave_the_gradients_alone(dtype):
+    """``W -= lr * dW`` and ``v = momentum * v - lr * dW; W += v`` (common/optimizer.py), for a whole network's
+    flat buffer, over steps whose scratch product is reused: the same bits, and the gradients stay as they were."""
+    net = make_mlp([7, 5, 3], dtype=dtype, seed=2)
+    rng = np.random.default_rng(3)
+    for name, hp in (("sgd", {"lr": 0.1}), ("momentum", {"lr": 0.05, "momentum": 0.9})):
+        ours, params = make_optimizer(name, **hp), net.params
+        book, v = {k: a.copy() for k, a in params.items()}, {k: np.zeros_like(a) for k, a in params.items()}
+        for _ in range(4):
+            net.grads = grads = FlatParams.gather({k: rng.normal(size=a.shape).astype(dtype) for k, a in params.items()})
+            kept = grads.flat.copy()
+            ours.update(params, grads)
+            for k, g in grads.items():
+                if name == "sgd":
+                    book[k] -= hp["lr"] * g
+                else:
+                    v[k] = hp["momentum"] * v[k] - hp["lr"] * g
+                    book[k] += v[k]
+            np.testing.assert_array_equal(grads.flat, kept)
+            for k, a in params.items():
+                np.testing.assert_array_equal(a, book[k], err_msg=f"{name} {k}")
 
 
 @pytest.mark.parametrize(
