@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 SCREEN_INTERVAL = 0.25  # seconds: progress and speed follow 4 times a second (each update takes the GIL)
 # seconds: the costlier views follow a fast run more slowly: each update runs Python on the GUI thread, time the
-# training thread waits for the GIL (a slowly paced run shows every step). The loss plot redraws twice a second …
+# training thread waits for the GIL (a slowly paced run shows every step). The loss plot redraws at most twice a
+# second, less often when its redraws would take over 1 % of the time (widgets.redraw_budget) …
 VIEWS_INTERVAL = 0.5
 # … the weights view and the live predictions (the costliest: an image per unit, a prediction and its check) once a second
 WEIGHTS_INTERVAL = 1.0

@@ -6,7 +6,8 @@ lag, and the legend says its window. Markers label a change during the run ("lr 
 Training reports arrive far more often than a screen can usefully redraw, so appends only
 write into preallocated NumPy buffers (grown by doubling) and an internal timer redraws
 at most every REDRAW_MS milliseconds when something new arrived (or less often: a fast run's page
-asks for ``set_redraw_interval``, as each redraw takes the GIL from training). A redraw costs the same
+asks for ``set_redraw_interval``, as each redraw takes the GIL from training, and then the redraws also
+keep to 1 % of the time, ``widgets.redraw_budget``). A redraw costs the same
 whatever the run's length so far: the loss range is kept up to date as losses arrive, the
 per-epoch points are handed to pyqtgraph only when an epoch was added, and a plot on a page
 that is not showing waits until it is shown. (Other runs are compared on the Compare page,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
 from widgets.loss_series import (DebiasedAverage, LossPlotError, LossRange, as_series, finite_or_nan, grown,
                                  smoothing_window)
 from widgets.plain_text import inf_line_label, legend_text
+from widgets.redraw_budget import BudgetedGraphicsLayout, RedrawBudget
 
 __all__ = ["LossPlot", "LossPlotError", "REDRAW_MS"]
 
@@ -76,7 +78,8 @@ class LossPlot(QWidget):
         self._loss_range = LossRange()
         self.redraw_count = 0  # how many times the curves were pushed to pyqtgraph (for tests and profiling)
 
-        self._view = pg.GraphicsLayoutWidget()
+        self._budget = RedrawBudget()  # what redrawing costs the GUI thread: see set_redraw_interval
+        self._view = BudgetedGraphicsLayout(self._budget)
         self._view.setBackground("w")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -247,7 +250,9 @@ class LossPlot(QWidget):
 
     def set_redraw_interval(self, ms: int | None = None) -> None:
         """Redraw at most every ``ms`` milliseconds (None: every ``REDRAW_MS``), e.g. less often while training runs
-        fast: appends still only fill the buffers, and the next redraw shows all of them."""
+        fast: appends still only fill the buffers, and the next redraw shows all of them. With ``ms`` given, the
+        redraws are spaced out further when they would take more than 1 % of the GUI thread's time (see
+        ``widgets.redraw_budget``): a plot with many epochs' points and lines redraws less often."""
         self._interval_ms = REDRAW_MS if ms is None else max(REDRAW_MS, int(ms))
 
     def redraw_interval(self) -> int:
@@ -310,7 +315,8 @@ class LossPlot(QWidget):
         self._dirty = True
         if not self._timer.isActive():  # the first change after a redraw: redraw a little later, with what follows
             since = (time.monotonic() - self._last_redraw) * 1000
-            self._timer.start(int(max(REDRAW_MS, self._interval_ms - since)))
+            least = self._interval_ms if self._interval_ms <= REDRAW_MS else self._budget.interval_ms(self._interval_ms)
+            self._timer.start(int(max(REDRAW_MS, least - since)))
 
     def _redraw(self, hidden_too: bool = False) -> None:
         if not self._dirty:
@@ -320,6 +326,12 @@ class LossPlot(QWidget):
         self._dirty = False
         self._last_redraw = time.monotonic()
         self.redraw_count += 1
+        self._budget.redraw_begins()
+        with self._budget.measure():
+            self._draw()
+
+    def _draw(self) -> None:
+        """Hand what is new to pyqtgraph (which paints it with the window's next update)."""
         n = self._n
         self._raw_curve.setData(self._x[:n], self._raw[:n])
         self._smooth_curve.setData(self._x[:n], self._smooth[:n])

@@ -4,7 +4,7 @@ It only shows: the training controller (``app.controllers.training``) pushes eac
 report into ``show_progress`` and says when a run begins and ends and when its learning rate changed.
 The weights view follows the session by itself: it remembers the weights each new network started
 from ("change since the start") and redraws a copy of the units it shows whenever the session says
-they changed (twice a second while training runs fast, every step of a slowly paced run), but only
+they changed (once a second while training runs fast, every step of a slowly paced run), but only
 while it can be seen: a hidden page redraws once when it is shown again.
 """
 from __future__ import annotations
@@ -39,14 +39,14 @@ WEIGHTS_HELP = ("How to read it: one tile per hidden unit, its 784 input weights
 WEIGHTS_TEXTS = {
     "units": ("<b>First-layer weights</b> — what each hidden unit looks for (red: ink helps, blue: ink hurts)",
               WEIGHTS_HELP,
-              "Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, redrawn twice a second "
+              "Each tile is one hidden unit's 784 input weights drawn as a 28×28 image, redrawn once a second "
               "while training runs fast, every step when the pace is slow"),
     "filters": ("<b>First-layer filters</b> — what each convolution filter looks for, anywhere in the image "
                 "(red: ink helps, blue: ink hurts)",
                 "How to read it: one tile per filter of the first convolution, its small window of weights, slid "
                 "over every place in the digit. Red: ink there makes the filter respond; blue: ink there holds it "
                 "back. Edges and pieces of strokes appear as the filters learn.",
-                "Each tile is one filter's weights (e.g. 5×5), redrawn twice a second while training runs fast, "
+                "Each tile is one filter's weights (e.g. 5×5), redrawn once a second while training runs fast, "
                 "every step when the pace is slow"),
 }
 
@@ -204,7 +204,8 @@ class TrainingPage(QWidget):
 
     def _follow_pace(self, pace: float | None) -> None:
         """The run is held to ``pace`` steps per second (None: as fast as possible, or no run). The loss plot
-        redraws with every step of a slowly paced run, and twice a second (VIEWS_INTERVAL) when it runs fast."""
+        redraws with every step of a slowly paced run, and at most twice a second (VIEWS_INTERVAL) when it runs fast
+        (less often when its redraws are dear: see ``LossPlot.set_redraw_interval``)."""
         self._pace = pace
         self.loss_plot.set_redraw_interval(None if every_step_shows(pace) else round(VIEWS_INTERVAL * 1000))
 

@@ -146,10 +146,10 @@ def _predictions(network: Network, x: np.ndarray, shared: np.ndarray | None = No
         if shared is None:
             scores = network.scores(x)
         else:  # the first layer from the shared product, then the rest of the network
-            first = network.layers[0].params
-            scores = shared * np.asarray(network.input_scale, shared.dtype) + first["b"]
+            first, dtype = network.layers[0].params, shared.dtype  # float32: the activation after it too
+            scores = shared * np.asarray(network.input_scale, dtype) + first["b"].astype(dtype, copy=False)
             if network.input_shift:
-                scores += (network.input_shift * first["W"].sum(axis=0)).astype(scores.dtype)
+                scores += (network.input_shift * first["W"].sum(axis=0)).astype(dtype)
             for layer in network.layers[1:]:
                 scores = layer.forward(scores)
     if not np.all(np.isfinite(scores)):

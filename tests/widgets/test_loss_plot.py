@@ -206,6 +206,35 @@ def test_a_longer_redraw_interval_spaces_redraws_out_and_loses_no_loss(qtbot, pl
     assert plot.redraw_interval() == REDRAW_MS  # never more often than REDRAW_MS
 
 
+def burn(seconds: float) -> None:
+    """Keep this thread busy for ``seconds`` of its CPU time (what a dear redraw does)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_dear_redraws_of_a_fast_run_are_spaced_out_to_one_percent_of_the_time(qtbot, plot):
+    draw = plot._draw
+    plot._draw = lambda: (draw(), burn(0.012))  # 12 ms of the GUI thread per redraw: 1 % of 1.2 seconds
+    plot.set_redraw_interval(300)
+    while plot.redraw_count < 3:  # the first redraws measure what one costs
+        plot.append_losses(np.ones(10))
+        qtbot.wait(10)
+    before, start = plot.redraw_count, time.perf_counter()
+    while time.perf_counter() - start < 1.1:
+        plot.append_losses(np.full(10, 0.5))
+        qtbot.wait(10)
+    assert plot.redraw_count - before <= 1  # at 300 ms, three or four
+    # as often as asked again when training is paced or over: then the GUI thread has the time
+    plot.set_redraw_interval(None)
+    qtbot.wait(1300)  # the redraw already scheduled
+    before, start = plot.redraw_count, time.perf_counter()
+    while time.perf_counter() - start < 0.6:
+        plot.append_losses(np.full(10, 0.5))
+        qtbot.wait(10)
+    assert plot.redraw_count - before >= 4
+
+
 def test_a_plot_on_a_page_not_showing_draws_when_the_page_is_shown(qtbot):
     pages, plot, other = QStackedWidget(), LossPlot(), QWidget()
     pages.addWidget(plot)
