@@ -1,7 +1,7 @@
 """Redraws held to a share of the GUI thread's time: the cost is measured, the interval stretched to fit."""
 import pytest
 
-from widgets.redraw_budget import SHARE, RedrawBudget
+from widgets.redraw_budget import LONGEST_MS, PAINT_WINDOW, SHARE, RedrawBudget
 
 
 class FakeClock:
@@ -15,15 +15,21 @@ class FakeClock:
 def redraw(budget: RedrawBudget, clock: FakeClock, data: float, paints: tuple = ()) -> None:
     """One redraw that hands data over for ``data`` seconds, then the paints it causes."""
     budget.redraw_begins()
-    for seconds in (data, *paints):
-        with budget.measure():
+    with budget.measure():
+        clock.now += data
+    for seconds in paints:
+        with budget.paint():
             clock.now += seconds
     clock.now += 0.3  # time between redraws that is not theirs: not counted
 
 
+def budget_and_clock(**kwargs) -> tuple[RedrawBudget, FakeClock]:
+    clock = FakeClock()  # one clock for CPU and wall time: the GUI thread is busy all the time it measures
+    return RedrawBudget(clock=clock, wall=clock, **kwargs), clock
+
+
 def test_the_cost_of_a_redraw_is_its_data_and_its_paints_and_only_theirs():
-    clock = FakeClock()
-    budget = RedrawBudget(share=0.01, clock=clock)
+    budget, clock = budget_and_clock(share=0.01)
     assert budget.cost == 0.0 and budget.interval_ms(500) == 500  # nothing measured: the interval asked for
     redraw(budget, clock, 0.004, (0.006,))
     assert budget.cost == 0.0  # a redraw's cost is known when the next one begins (its paints come after it)
@@ -34,8 +40,7 @@ def test_the_cost_of_a_redraw_is_its_data_and_its_paints_and_only_theirs():
 
 
 def test_the_cost_follows_dearer_and_cheaper_redraws_within_a_few():
-    clock = FakeClock()
-    budget = RedrawBudget(share=0.01, clock=clock)
+    budget, clock = budget_and_clock(share=0.01)
     for _ in range(3):
         redraw(budget, clock, 0.002)
     redraw(budget, clock, 0.002)
@@ -51,8 +56,7 @@ def test_the_cost_follows_dearer_and_cheaper_redraws_within_a_few():
 
 
 def test_time_outside_measured_blocks_and_a_failing_block_are_handled():
-    clock = FakeClock()
-    budget = RedrawBudget(clock=clock)
+    budget, clock = budget_and_clock()
     budget.redraw_begins()
     with pytest.raises(RuntimeError):
         with budget.measure():
@@ -62,6 +66,21 @@ def test_time_outside_measured_blocks_and_a_failing_block_are_handled():
     budget.redraw_begins()
     assert budget.cost == pytest.approx(0.005)
     assert budget.interval_ms(0) == pytest.approx(1000 * 0.005 / SHARE)
+
+
+def test_paints_long_after_a_redraw_are_not_its_cost_and_the_interval_has_a_ceiling():
+    budget, clock = budget_and_clock(share=0.01)
+    redraw(budget, clock, 0.002, (0.003,))
+    clock.now += 600.0  # ten minutes without training; the person resizes the window: dear paints, not redraws'
+    for _ in range(50):
+        with budget.paint():
+            clock.now += 0.02
+    clock.now += PAINT_WINDOW
+    redraw(budget, clock, 0.0)
+    assert budget.cost == pytest.approx(0.005)  # the last redraw's own data and paint
+    for _ in range(10):
+        redraw(budget, clock, 1.0)  # absurdly dear redraws: the view still shows progress every few seconds
+    assert budget.interval_ms(500) == LONGEST_MS
 
 
 @pytest.mark.parametrize("share", [0, -0.1, 1.5])
