@@ -28,7 +28,7 @@ RECIPES = {  # kind -> (the arguments after `digitlab train --data-dir DIR`, acc
     "cnn": (["--architecture", "lenet", "--optimizer", "adam", "--lr", "0.005", "--schedule", "one-cycle",
              "--epochs", "3", "--batch-size", "50"], 0.990, 30.0),
     "mlp": (["--architecture", "mlp", "--hidden", "256,128", "--optimizer", "adam", "--lr", "0.003",
-             "--schedule", "one-cycle", "--epochs", "6", "--batch-size", "100"], 0.980, 10.0),
+             "--schedule", "one-cycle", "--epochs", "4", "--batch-size", "100"], 0.980, 10.0),
 }
 EVAL_TRAIN = 10_000  # the Stepper's default eval_train_limit: train metrics on this many samples per epoch
 EVAL_CHUNK = 1000
