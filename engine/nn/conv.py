@@ -91,12 +91,9 @@ class Convolution(Layer):
         np.copyto(grad_buffer(self.grads, "W", self.params["W"], dtype), dW)
         np.copyto(grad_buffer(self.grads, "b", self.params["b"], dtype), db)
 
-    def _by_rows(self, x: np.ndarray) -> bool:
-        """Whether to convolve ``x`` by rows (``engine.nn.conv_rows``: small filter banks) or by im2col."""
-        return self.by_rows(x.shape[1:])
-
     def by_rows(self, input_shape: tuple) -> bool:
-        """Whether images of ``input_shape`` (C, H, W) go by rows; else by im2col, on the worker threads."""
+        """Whether images of ``input_shape`` (C, H, W) go by rows (``engine.nn.conv_rows``: small filter banks);
+        else by im2col, on the worker threads."""
         f, c, k, _ = self.params["W"].shape
         return conv_rows.pays(c, k, self.stride, input_shape[2] + 2 * self.pad - k + 1, f)
 
@@ -114,7 +111,7 @@ class Convolution(Layer):
         if x.ndim != 4 or x.shape[1] != c:
             raise ConvError(f"convolution expects input (N, {c}, H, W), got shape {x.shape}")
         dtype = np.result_type(x.dtype, W.dtype)
-        if self._by_rows(x):
+        if self.by_rows(x.shape[1:]):
             self.output_shape(x.shape[1:])  # ConvError when the window does not fit
             out = conv_rows.forward(x.transpose(1, 0, 2, 3), W, b, self.pad, dtype)
             if train:
@@ -143,7 +140,7 @@ class Convolution(Layer):
         W, x = self.params["W"], self._x
         f = W.shape[0]
         dtype = np.result_type(x.dtype, W.dtype)
-        if self._by_rows(x):
+        if self.by_rows(x.shape[1:]):
             _, oh, ow = self.output_shape(x.shape[1:])
             dout = dout.reshape(len(x), f, oh, ow).transpose(1, 0, 2, 3)
             dW, db, dx = conv_rows.backward(x.transpose(1, 0, 2, 3), W, dout, self.pad, self.need_dx, dtype)

@@ -54,7 +54,7 @@ class ConvPool(Layer):
         f, c, k, _ = conv.params["W"].shape
         if x.ndim != 4 or x.shape[1] != c:
             return None  # the convolution raises its own error
-        if conv._by_rows(x):
+        if conv.by_rows(x.shape[1:]):
             return "rows" if conv_rows.pools(k, x.shape[3] + 2 * conv.pad - k + 1, self.pool.size) else None
         return None if conv.need_dx else "im2col"
 

@@ -53,7 +53,7 @@ def inputs(seed, c, f, size, k, p, stride, pad, values):
 def way(conv, x, p, need_dx):
     """How ``ConvPool`` should run: "rows" or "im2col" (pooling inside), or None (the two in turn)."""
     k = conv.params["W"].shape[2]
-    if conv._by_rows(x):
+    if conv.by_rows(x.shape[1:]):
         return "rows" if conv_rows.pools(k, x.shape[3] + 2 * conv.pad - k + 1, p) else None
     return None if need_dx else "im2col"
 
