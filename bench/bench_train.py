@@ -8,6 +8,9 @@ OpenMP threads and NumPy's OpenBLAS threads would otherwise spin against each ot
 machine); the runs of each side are interleaved and the best of each is compared, so a busy
 moment on a shared machine hits both sides alike.
 Targets: ≤ 0.7× PyTorch's epoch time and ≤ 1.6× the matmul-only time.
+Also for reference, the same epoch as plain NumPy: the very operations of the engine's step written out in one
+function (no layers, optimizer or Stepper), so what the engine's structure costs shows apart from what NumPy's
+own gather, elementwise work and update cost on this machine.
 Also: the per-iteration time of ``train()`` against ``race()`` of one racer on the same data and
 configuration (both drive the same Stepper; target: within 5%).
 
@@ -28,6 +31,7 @@ import numpy as np
 from _common import blas_threads
 
 from engine.data.dataset import Dataset
+from engine.nn.functions import softmax_and_cross_entropy
 from engine.nn.network import make_mlp
 from engine.nn.optimizers import SGD
 from engine.train.config import TrainConfig
@@ -44,14 +48,19 @@ def data(seed=0):
     return rng.random((N, 784), dtype=np.float32), rng.integers(0, 10, N)
 
 
-def time_digitlab(sizes, x, t, dtype=np.float32) -> float:
-    """One epoch of ``train()`` (the loop the CLI and the window drive), without per-epoch evaluation."""
+def time_digitlab(sizes, x, t, dtype=np.float32) -> tuple[float, float]:
+    """One epoch of ``train()`` (the loop the CLI and the window drive), without per-epoch evaluation.
+
+    Returns (the epoch's training time as ``train()`` reports it, the whole call's time). The call also checks
+    the training set for NaN and infinities once, before the clock starts, as ``digitlab train`` reports its
+    seconds and ``bench_time_to_accuracy.py`` times them; PyTorch's and the floor's epochs check nothing.
+    """
     net = make_mlp(sizes, dtype=dtype)
     settings = TrainSettings(batch_size=BATCH, epochs=1, report_every=10**9, eval_train_limit=0)
     x = x.astype(dtype, copy=False)
     start = time.perf_counter()
-    train(net, SGD(LR), x, t, settings=settings)
-    return time.perf_counter() - start
+    result = train(net, SGD(LR), x, t, settings=settings)
+    return result.elapsed, time.perf_counter() - start
 
 
 def race_vs_train(x, t, runs: int) -> dict:
@@ -98,6 +107,51 @@ def time_matmuls(sizes) -> float:
             np.matmul(acts[i].T, acts[i + 1], out=dWs[i])
             if i > 0:
                 np.matmul(acts[i + 1], Ws[i].T, out=outs[i])
+    return time.perf_counter() - start
+
+
+def time_plain_numpy(sizes, x, t) -> float:
+    """One epoch of the engine's arithmetic written as one plain function: float32, buffers made beforehand, the
+    parameters and gradients views of one flat buffer (as the engine has them), SGD in two operations over it."""
+    rng = np.random.default_rng(2)
+    shapes = [(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    flat = rng.standard_normal(sum(a * b + b for a, b in shapes), dtype=np.float32) * np.float32(0.05)
+    grads, step = np.empty_like(flat), np.empty_like(flat)
+    Ws, bs, gWs, gbs, start = [], [], [], [], 0
+    for a, b in shapes:  # W1, b1, W2, b2, … in the order the engine lays them out
+        weights, bias = slice(start, start + a * b), slice(start + a * b, start + a * b + b)
+        Ws.append(flat[weights].reshape(a, b))
+        gWs.append(grads[weights].reshape(a, b))
+        bs.append(flat[bias])
+        gbs.append(grads[bias])
+        start += a * b + b
+    batch = np.empty((BATCH, sizes[0]), dtype=np.float32)
+    outs = [batch] + [np.empty((BATCH, s), dtype=np.float32) for s in sizes[1:]]
+    masks = [np.empty((BATCH, s), dtype=np.bool_) for s in sizes[1:-1]]
+    douts = [None] + [np.empty((BATCH, s), dtype=np.float32) for s in sizes[1:-1]]
+    probs, rows, last = np.empty((BATCH, sizes[-1]), dtype=np.float32), np.arange(BATCH), len(shapes) - 1
+    start = time.perf_counter()
+    order = np.random.default_rng(0).permutation(len(x))
+    for b in range(len(x) // BATCH):
+        idx = order[b * BATCH:(b + 1) * BATCH]
+        x.take(idx, axis=0, out=batch, mode="clip")
+        labels = t[idx]
+        for i in range(len(shapes)):
+            out = np.matmul(outs[i], Ws[i], out=outs[i + 1])
+            out += bs[i]
+            if i < last:
+                np.greater(out, 0, out=masks[i])
+                np.multiply(out, masks[i], out=out)
+        dout, _ = softmax_and_cross_entropy(outs[-1], labels, out=probs)
+        dout[rows, labels] -= 1
+        dout *= 1 / BATCH
+        for i in reversed(range(len(shapes))):
+            np.add.reduce(dout, axis=0, out=gbs[i])
+            np.matmul(outs[i].T, dout, out=gWs[i])
+            if i > 0:
+                dout = np.matmul(dout, Ws[i].T, out=douts[i])
+                np.multiply(dout, masks[i - 1], out=dout)
+        flat -= np.multiply(grads, LR, out=step)
     return time.perf_counter() - start
 
 
@@ -181,27 +235,35 @@ def main() -> None:
     try:
         for name, sizes in ARCHS.items():
             time_digitlab(sizes, x[:10 * BATCH], t[:10 * BATCH])  # warm-up: first allocations, BLAS threads
-            runs: dict[str, list] = {"ours": [], "matmul": [], "torch": [], "book": []}
+            runs: dict[str, list] = {"ours": [], "call": [], "matmul": [], "plain": [], "torch": [], "book": []}
             for i in range(args.repeat):
-                runs["ours"].append(time_digitlab(sizes, x, t))
+                epoch, call = time_digitlab(sizes, x, t)
+                runs["ours"].append(epoch)
+                runs["call"].append(call)
                 runs["torch"].append(child.epoch(name))
                 runs["matmul"].append(time_matmuls(sizes))
+                runs["plain"].append(time_plain_numpy(sizes, x, t))
                 if i < 2:  # the float64 figure is for information, not a target
-                    runs["book"].append(time_digitlab(sizes, x, t, np.float64))
-            ours, mm, book = min(runs["ours"]), min(runs["matmul"]), min(runs["book"])
+                    runs["book"].append(time_digitlab(sizes, x, t, np.float64)[0])
+            ours, mm, book, plain = min(runs["ours"]), min(runs["matmul"]), min(runs["book"]), min(runs["plain"])
             torch_s = None if None in runs["torch"] else min(runs["torch"])
-            row = {"digitlab_s": ours, "samples_per_s": N / ours, "float64_s": book, "matmul_only_s": mm,
+            row = {"digitlab_s": ours, "digitlab_call_s": min(runs["call"]), "samples_per_s": N / ours,
+                   "float64_s": book, "matmul_only_s": mm,
                    "torch_s": torch_s, "vs_matmul": ours / mm, "vs_torch": ours / torch_s if torch_s else None,
-                   "float64_vs_float32": book / ours,
+                   "float64_vs_float32": book / ours, "plain_numpy_s": plain, "plain_numpy_vs_matmul": plain / mm,
+                   "vs_plain_numpy": ours / plain,
                    "all_runs_s": {k: v for k, v in runs.items() if None not in v}}
             row["meets_targets"] = row["vs_matmul"] <= TARGET_VS_MATMUL and (
                 row["vs_torch"] is None or row["vs_torch"] <= TARGET_VS_TORCH)
             report["archs"][name] = row
             print(f"\n{name} ReLU")
-            print(f"  DigitLab float32   {ours:7.3f} s/epoch  {N / ours:9,.0f} samples/s")
+            print(f"  DigitLab float32   {ours:7.3f} s/epoch  {N / ours:9,.0f} samples/s  "
+                  f"(the train() call, with its one-off check of the data: {row['digitlab_call_s']:.3f} s)")
             print(f"  book-style float64 {book:7.3f} s/epoch  ({book / ours:.2f}x float32)")
             print(f"  matmuls alone      {mm:7.3f} s         DigitLab = {ours / mm:.2f}x the floor "
                   f"(target <= {TARGET_VS_MATMUL})")
+            print(f"  plain NumPy step   {plain:7.3f} s         = {plain / mm:.2f}x the floor; "
+                  f"DigitLab = {ours / plain:.2f}x plain NumPy")
             if torch_s:
                 print(f"  PyTorch CPU        {torch_s:7.3f} s/epoch  DigitLab = {ours / torch_s:.2f}x PyTorch "
                       f"(target <= {TARGET_VS_TORCH})")
