@@ -33,7 +33,7 @@ from _common import blas_threads
 from engine.data.dataset import Dataset
 from engine.nn.functions import softmax_and_cross_entropy
 from engine.nn.network import make_mlp
-from engine.nn.optimizers import SGD
+from engine.nn.optimizers import SGD, FlatParams
 from engine.train.config import TrainConfig
 from engine.train.loop import TrainSettings, iterations_per_epoch, train
 from engine.train.race import race
@@ -112,46 +112,40 @@ def time_matmuls(sizes) -> float:
 
 def time_plain_numpy(sizes, x, t) -> float:
     """One epoch of the engine's arithmetic written as one plain function: float32, buffers made beforehand, the
-    parameters and gradients views of one flat buffer (as the engine has them), SGD in two operations over it."""
-    rng = np.random.default_rng(2)
-    shapes = [(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    flat = rng.standard_normal(sum(a * b + b for a, b in shapes), dtype=np.float32) * np.float32(0.05)
-    grads, step = np.empty_like(flat), np.empty_like(flat)
-    Ws, bs, gWs, gbs, start = [], [], [], [], 0
-    for a, b in shapes:  # W1, b1, W2, b2, … in the order the engine lays them out
-        weights, bias = slice(start, start + a * b), slice(start + a * b, start + a * b + b)
-        Ws.append(flat[weights].reshape(a, b))
-        gWs.append(grads[weights].reshape(a, b))
-        bs.append(flat[bias])
-        gbs.append(grads[bias])
-        start += a * b + b
+    parameters and gradients views of one flat buffer (a new network's, as the engine lays them out), SGD in two
+    operations over it."""
+    params = make_mlp(sizes, dtype=np.float32).params  # W1, b1, W2, b2, …: views of params.flat
+    grads = FlatParams.gather(params, zeros=True)
+    flat, step, layers = params.flat, np.empty_like(params.flat), len(sizes) - 1
+    Ws, bs = [params[f"W{i + 1}"] for i in range(layers)], [params[f"b{i + 1}"] for i in range(layers)]
+    gWs, gbs = [grads[f"W{i + 1}"] for i in range(layers)], [grads[f"b{i + 1}"] for i in range(layers)]
     batch = np.empty((BATCH, sizes[0]), dtype=np.float32)
     outs = [batch] + [np.empty((BATCH, s), dtype=np.float32) for s in sizes[1:]]
     masks = [np.empty((BATCH, s), dtype=np.bool_) for s in sizes[1:-1]]
     douts = [None] + [np.empty((BATCH, s), dtype=np.float32) for s in sizes[1:-1]]
-    probs, rows, last = np.empty((BATCH, sizes[-1]), dtype=np.float32), np.arange(BATCH), len(shapes) - 1
+    probs, rows = np.empty((BATCH, sizes[-1]), dtype=np.float32), np.arange(BATCH)
     start = time.perf_counter()
     order = np.random.default_rng(0).permutation(len(x))
     for b in range(len(x) // BATCH):
         idx = order[b * BATCH:(b + 1) * BATCH]
         x.take(idx, axis=0, out=batch, mode="clip")
         labels = t[idx]
-        for i in range(len(shapes)):
+        for i in range(layers):
             out = np.matmul(outs[i], Ws[i], out=outs[i + 1])
             out += bs[i]
-            if i < last:
+            if i < layers - 1:
                 np.greater(out, 0, out=masks[i])
                 np.multiply(out, masks[i], out=out)
         dout, _ = softmax_and_cross_entropy(outs[-1], labels, out=probs)
         dout[rows, labels] -= 1
         dout *= 1 / BATCH
-        for i in reversed(range(len(shapes))):
+        for i in reversed(range(layers)):
             np.add.reduce(dout, axis=0, out=gbs[i])
             np.matmul(outs[i].T, dout, out=gWs[i])
             if i > 0:
                 dout = np.matmul(dout, Ws[i].T, out=douts[i])
                 np.multiply(dout, masks[i - 1], out=dout)
-        flat -= np.multiply(grads, LR, out=step)
+        flat -= np.multiply(grads.flat, LR, out=step)
     return time.perf_counter() - start
 
 
